@@ -1,0 +1,15 @@
+"""Servicing data. Invariants live in the database as constraints, not only in Python."""
+
+from .audit import AuditLog
+from .calendar import BusinessCalendarDay
+from .channels import Channel
+from .ledger import Account, JournalEntry, JournalLine
+from .loans import Borrower, Instalment, Loan, LoanProduct
+from .mandates import Mandate
+from .payments import Allocation, Payment
+from .runs import BusinessDayRun
+
+__all__ = [
+    "Account", "Allocation", "AuditLog", "Borrower", "BusinessCalendarDay", "BusinessDayRun", "Channel",
+    "Instalment", "JournalEntry", "JournalLine", "Loan", "LoanProduct", "Mandate", "Payment",
+]

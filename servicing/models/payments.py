@@ -1,0 +1,69 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from .fields import MoneyField
+
+
+class PaymentChannel(models.TextChoices):
+    BANK = "bank", _("银行代扣")
+    GATEWAY = "gateway", _("在线支付")
+    COUNTER = "counter", _("柜面")
+    TRANSFER = "transfer", _("转账")
+
+
+class PrepayMode(models.TextChoices):
+    NONE = "", _("不提前还款（多余挂账）")
+    PAYOFF = "payoff", _("提前结清")
+    SHORTEN = "shorten", _("缩短期限")
+    REDUCE = "reduce", _("减少月供")
+
+
+class Payment(models.Model):
+    """Money received for a loan. Idempotent on `reference`: the same reference is applied once."""
+
+    reference = models.CharField(max_length=80, unique=True)
+    loan = models.ForeignKey("servicing.Loan", on_delete=models.PROTECT, related_name="payments")
+    channel = models.CharField(max_length=10, choices=PaymentChannel.choices)
+    amount = MoneyField()
+    value_date = models.DateField()
+    prepay_mode = models.CharField(max_length=10, choices=PrepayMode.choices, blank=True, default="")
+    applied_amount = MoneyField(help_text=_("冲抵应还部分"))
+    credited_amount = MoneyField(help_text=_("转入挂账部分"))
+    entry = models.OneToOneField("servicing.JournalEntry", on_delete=models.PROTECT, related_name="payment")
+    reversed = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
+    note = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("还款")
+        verbose_name_plural = _("还款")
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
+            models.CheckConstraint(condition=Q(applied_amount__gte=0) & Q(credited_amount__gte=0),
+                                   name="payment_split_not_negative"),
+        ]
+        indexes = [models.Index(fields=["loan", "value_date"], name="payment_loan_date_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.reference} {self.amount}"
+
+
+class Allocation(models.Model):
+    """What a posting paid: instalment × component. Written with the journal entry it belongs to."""
+
+    entry = models.ForeignKey("servicing.JournalEntry", on_delete=models.PROTECT, related_name="allocations")
+    payment = models.ForeignKey(Payment, null=True, blank=True, on_delete=models.PROTECT, related_name="allocations")
+    instalment = models.ForeignKey("servicing.Instalment", on_delete=models.PROTECT, related_name="allocations")
+    component = models.CharField(max_length=10)
+    amount = MoneyField()
+
+    class Meta:
+        verbose_name = _("还款分配")
+        verbose_name_plural = _("还款分配")
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="allocation_amount_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.component} {self.amount}"
