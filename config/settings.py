@@ -86,6 +86,8 @@ else:
     DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql", "CONN_MAX_AGE": 600,
                              **embedded_db.ensure_running()}}
 DATABASES["default"].setdefault("TEST", {})
+if os.environ.get("REPAYDESK_TEST_DB"):  # parallel test runs on one server each get their own test database
+    DATABASES["default"]["TEST"]["NAME"] = os.environ["REPAYDESK_TEST_DB"]
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

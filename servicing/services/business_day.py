@@ -170,6 +170,24 @@ def detect_settlements(d: date) -> dict:
     return {"settled": settled}
 
 
+def _debits_sweep(d: date) -> dict:
+    from servicing.services.debits.business_day import sweep
+
+    return sweep(d)
+
+
+def _collections(d: date) -> dict:
+    from collections_app.services.business_day import step
+
+    return step(d)
+
+
+def _notices(d: date) -> dict:
+    from notices.services.business_day import step
+
+    return step(d)
+
+
 Step = Callable[[date], dict]
 STEPS: list[tuple[str, Step]] = [
     ("bill_due", bill_due_instalments),
@@ -178,6 +196,9 @@ STEPS: list[tuple[str, Step]] = [
     ("accrue_penalties", accrue_penalties),
     ("refresh_dpd", refresh_dpd),
     ("settlements", detect_settlements),
+    ("debits", _debits_sweep),  # no-debit sweep, pre-due check, retries due (issue 4)
+    ("collections", _collections),  # cases, stages, promises (issue 5)
+    ("notices", _notices),  # reminders due today (issue 3)
 ]
 
 

@@ -94,5 +94,9 @@ def cancel_mandate(mandate: Mandate, *, cause: str, reason: str, user=None, noti
     if not updated:
         raise MandateError(f"mandate {mandate.agreement_no} is already cancelled")
     mandate.refresh_from_db()
+    if notify_borrower:
+        from notices.services import events
+
+        events.mandate_cancelled(mandate)
     audit.record("mandate.cancelled", mandate, actor=user, reason=reason, cause=cause)
     return mandate
