@@ -8,6 +8,10 @@ COUNT(*) (``BigTableAdminMixin``); lists select their related rows in the same q
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+from django import forms
+from django.apps import apps
 from django.contrib import admin, messages
 from django.db import transaction
 from django.utils.html import format_html
@@ -37,7 +41,7 @@ from servicing.models import (
     Mandate,
     Payment,
 )
-from servicing.models.loans import COMPONENTS
+from servicing.models.loans import COMPONENTS, MAX_ALL_IN_COST_PCT
 from servicing.models.mandates import mask_account
 from servicing.services.calendar import calendar_cache_clear, provisional_years
 
@@ -81,8 +85,72 @@ class ComponentListFilter(admin.SimpleListFilter):
 # Products and channels (reference data, editable)
 # --------------------------------------------------------------------------------------------------
 
+_COST_FIELDS = ("annual_rate_pct", "penalty_markup_pct", "fee_rate_pct")
+_COST_CONSTRAINT = "product_all_in_cost_max_24pct"
+
+
+def _constraint_message(model, name: str) -> str:
+    constraint = next(c for c in model._meta.constraints if c.name == name)
+    try:
+        return constraint.get_violation_error_message()
+    except (ValueError, TypeError):  # a bare "%" in the message (see LoanProductAdminForm)
+        return str(constraint.violation_error_message)
+
+
+class LoanProductAdminForm(forms.ModelForm):
+    """Shows the 24 % all-in cost rule as a form error instead of an IntegrityError.
+
+    Django 5 validates model constraints in ``full_clean``, but for this constraint it does not work
+    as is (Django 5.2 + psycopg 3, checked):
+
+    * decimal inputs such as ``Decimal("50")`` are sent as the literal ``50`` (client-side binding), so
+      ``50 / 100`` is an *integer* division in PostgreSQL (0) and the check passes when it should not;
+    * the constraint's message contains a bare ``%`` ("24%"), which Django %-formats with the
+      constraint name: raising it crashes with "ValueError: incomplete format".
+
+    So the form quantizes the rates to their column scale (which makes Django's own check compute in
+    numeric), checks the rule in Python with the model's ``all_in_cost_pct`` and shows the constraint's
+    own message; Django's check of that constraint is skipped only when this form already reported it.
+    The database constraint stays the final guard.
+    """
+
+    class Meta:
+        model = LoanProduct
+        fields = [f.name for f in LoanProduct._meta.fields if f.editable and not f.primary_key]
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in _COST_FIELDS:
+            value = cleaned.get(name)
+            if isinstance(value, Decimal):
+                places = LoanProduct._meta.get_field(name).decimal_places
+                cleaned[name] = value.quantize(Decimal(1).scaleb(-places))
+        markup = cleaned.get("penalty_markup_pct")
+        if markup is not None and not (0 <= markup <= 50):
+            self.add_error("penalty_markup_pct", _("罚息上浮比例须在 0% 到 50% 之间"))
+        for name in ("annual_rate_pct", "fee_rate_pct"):
+            if cleaned.get(name) is not None and cleaned[name] < 0:
+                self.add_error(name, _("费率不能为负数"))
+        self._cost_reported = False
+        if all(cleaned.get(n) is not None for n in _COST_FIELDS):
+            probe = LoanProduct(**{n: cleaned[n] for n in _COST_FIELDS})
+            if probe.all_in_cost_pct > MAX_ALL_IN_COST_PCT:
+                self._cost_reported = True
+                message = _constraint_message(LoanProduct, _COST_CONSTRAINT)
+                current = probe.all_in_cost_pct.quantize(Decimal("0.01"))
+                self.add_error(None, f"{message}（{_('当前')}：{current} %）")
+        return cleaned
+
+    def _get_validation_exclusions(self):
+        exclude = super()._get_validation_exclusions()
+        if getattr(self, "_cost_reported", False):
+            exclude.add("annual_rate_pct")  # already reported above: skip the model's copy of the check
+        return exclude
+
+
 @admin.register(LoanProduct)
 class LoanProductAdmin(admin.ModelAdmin):
+    form = LoanProductAdminForm
     list_display = ("code", "name", "kind", "schedule_method", "annual_rate", "penalty_markup", "fee_rate",
                     "all_in_cost", "grace_days", "auto_debit", "is_active")
     list_filter = ("kind", "schedule_method", "auto_debit", "is_active")
@@ -517,3 +585,41 @@ class BusinessCalendarDayAdmin(admin.ModelAdmin):
                     _("国务院公布安排后请逐日核对并“确认为官方安排”。"),
                 ))
         return super().changelist_view(request, extra_context)
+
+
+# --------------------------------------------------------------------------------------------------
+# Change history (django-pghistory event tables): read-only
+# --------------------------------------------------------------------------------------------------
+
+class EventAdmin(ReadOnlyAdminMixin, BigTableAdminMixin, PersonalDataAdminMixin, admin.ModelAdmin):
+    """Trigger-captured versions of products, loans, instalments and mandates (who changed what, when)."""
+
+    list_display = ("pgh_id", "pgh_created_at", "pgh_label", "pgh_obj", "pgh_context_id")
+    list_select_related = ("pgh_obj",)
+    list_filter = ("pgh_label",)
+    ordering = ("-pgh_id",)
+    search_help_text = _("按对象编号搜索")
+
+    @admin.display(description=_("账号"))
+    def account_masked(self, obj):
+        return mask_account(obj.account_no)
+
+    def get_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+
+_EVENT_SEARCH = {
+    "LoanProductEvent": ("pgh_obj__code",),
+    "LoanEvent": ("pgh_obj__contract_no",),
+    "InstalmentEvent": ("pgh_obj__loan__contract_no",),
+    "MandateEvent": ("pgh_obj__agreement_no", "pgh_obj__loan__contract_no"),
+}
+_EVENT_PERSONAL = {"MandateEvent": {"account_no": "account_masked"}}
+
+for _name, _search in _EVENT_SEARCH.items():
+    _model = apps.get_model("servicing", _name)
+    admin.site.register(_model, type(f"{_name}Admin", (EventAdmin,), {
+        "search_fields": _search,
+        "personal_fields": _EVENT_PERSONAL.get(_name, {}),
+    }))
+from servicing import admin_debits  # noqa: E402,F401

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from django.contrib import admin
+from django.contrib.admin.utils import flatten_fieldsets
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Model, QuerySet
@@ -23,8 +24,10 @@ __all__ = [
     "PersonalDataAdminMixin",
     "ReadOnlyAdminMixin",
     "ReadOnlyInlineMixin",
+    "PERSONAL_DATA_PERMISSION",
     "can_see_personal_data",
     "estimated_row_count",
+    "log_personal_data_view",
     "money_display",
 ]
 
@@ -61,17 +64,34 @@ def pct_display(value: Decimal | None) -> str:
 # Personal data
 # --------------------------------------------------------------------------------------------------
 
+#: The capability "查看完整个人信息（身份证、手机号、账号），每次查看留痕" (console.models.CAPABILITIES;
+#: granted to roles in servicing.roles.MATRIX as ``PERSONAL``).
+PERSONAL_DATA_PERMISSION = "console.view_personal_data"
+
+
 def can_see_personal_data(request) -> bool:
     """May this user see full phone / ID / account numbers (change pages only; lists are always masked)?
 
-    PLACEHOLDER: the intended check is a dedicated permission ``servicing.view_personal_data``
-    (a ``Meta.permissions`` entry on a model + migration). Until that exists, superusers and users
-    with ``servicing.view_borrower`` qualify. Change it here only: every admin goes through this.
+    The one place the rule lives: superusers and holders of :data:`PERSONAL_DATA_PERMISSION`.
+    (Until that permission existed this was a placeholder on ``servicing.view_borrower``, which every
+    role with "view everything" holds, auditors included, who must see masked data.)
     """
     user = getattr(request, "user", None)
     if user is None or not user.is_active:
         return False
-    return user.is_superuser or user.has_perm("servicing.view_borrower")
+    return user.is_superuser or user.has_perm(PERSONAL_DATA_PERMISSION)
+
+
+def log_personal_data_view(request, model, object_id, fields) -> None:
+    """Every view of full personal data leaves a trace (每次查看留痕) in the audit log."""
+    from servicing.models import AuditLog
+
+    user = request.user
+    AuditLog.objects.create(
+        actor=user if getattr(user, "pk", None) else None, actor_label="admin",
+        action="personal_data.view", object_type=model._meta.label_lower, object_id=str(object_id)[:64],
+        data={"fields": list(fields), "path": request.path[:200]},
+    )
 
 
 class PersonalDataAdminMixin:
@@ -84,6 +104,13 @@ class PersonalDataAdminMixin:
     """
 
     personal_fields: dict[str, str] = {}
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        if (request.method == "GET" and self.personal_fields and getattr(response, "status_code", None) == 200
+                and can_see_personal_data(request)):
+            log_personal_data_view(request, self.model, object_id, sorted(self.personal_fields))
+        return response
 
     def _mask_names(self, names):
         out, seen = [], set()
@@ -136,10 +163,18 @@ class ReadOnlyAdminMixin:
 
 
 class ReadOnlyInlineMixin(ReadOnlyAdminMixin):
+    """A view-only inline: every listed field (display callables included) is read-only."""
+
     extra = 0
     max_num = 0
     can_delete = False
     show_change_link = True
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if self.fields:
+            readonly += [f for f in flatten_fieldsets([(None, {"fields": self.fields})]) if f not in readonly]
+        return readonly
 
 
 # --------------------------------------------------------------------------------------------------
@@ -205,4 +240,5 @@ class BigTableAdminMixin:
 
     paginator = EstimatedCountPaginator
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # facet counts are one COUNT per filter choice over the table
     list_per_page = 50

@@ -27,7 +27,9 @@ Source = BusinessCalendarDay.Source
 
 @pytest.fixture(autouse=True)
 def _fresh_calendar_cache():
-    """The calendar cache is per process: never let one test's rows leak into the next."""
+    """Start from an empty table (a data migration may have seeded it; rolled back after the test) and
+    a cold cache: the cache is per process, never let one test's rows leak into the next."""
+    BusinessCalendarDay.objects.all().delete()
     calendar_cache_clear()
     yield
     calendar_cache_clear()

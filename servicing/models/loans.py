@@ -63,13 +63,14 @@ class LoanProduct(models.Model):
         ordering = ["code"]
         constraints = [
             models.CheckConstraint(
+                # no division: integer form values would divide as integers in SQL (50 / 100 = 0)
                 condition=LessThanOrEqual(
-                    F("annual_rate_pct") * (Value(Decimal("1")) + F("penalty_markup_pct") / Value(Decimal("100")))
-                    + F("fee_rate_pct") * Value(Decimal("12")),
-                    Value(MAX_ALL_IN_COST_PCT),
+                    F("annual_rate_pct") * (Value(Decimal("100")) + F("penalty_markup_pct"))
+                    + F("fee_rate_pct") * Value(Decimal("1200")),
+                    Value(MAX_ALL_IN_COST_PCT * 100),
                 ),
                 name="product_all_in_cost_max_24pct",
-                violation_error_message=_("综合年化成本（含罚息上浮与手续费）不得超过 24%"),
+                violation_error_message=_("综合年化成本（含罚息上浮与手续费）不得超过 24%%"),
             ),
             models.CheckConstraint(condition=Q(annual_rate_pct__gte=0) & Q(fee_rate_pct__gte=0),
                                    name="product_rates_not_negative"),

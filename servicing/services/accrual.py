@@ -31,7 +31,7 @@ def grace_end(due_date: date, product: LoanProduct) -> date:
     if product.grace_end_rolls_to_working_day:
         from servicing.services.calendar import next_working_day
 
-        end = next_working_day(end)
+        end = next_working_day(end, include_self=True)
     return end
 
 

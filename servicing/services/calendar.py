@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
 from servicing.models import BusinessCalendarDay
@@ -150,14 +150,14 @@ def _default_years(today: date | None) -> range:
 
 
 def seed_calendar(years: Iterable[int] | None = None, *, today: date | None = None,
-                  refresh: bool = True) -> dict:
+                  refresh: bool = True, using: str = DEFAULT_DB_ALIAS) -> dict:
     """Fill ``BusinessCalendarDay`` for ``years`` in one set-based statement.
 
     ``years`` defaults to ``FIRST_YEAR`` .. ``today.year + 2`` (``today`` defaults to the local date:
     the only use of the wall clock here). Manual rows (ops edits) always win. Generated rows that
     already exist are refreshed when the libraries now say something else (``refresh=True``: e.g. a
     provisional year becomes official after upgrading chinesecalendar); ``refresh=False`` is a plain
-    ``ON CONFLICT DO NOTHING``.
+    ``ON CONFLICT DO NOTHING``. From a data migration pass ``using=schema_editor.connection.alias``.
 
     Returns a report: years by source, provisional years, row counts and the days where
     chinesecalendar and holidays disagree (``mismatches``; the table keeps chinesecalendar's answer).
@@ -186,15 +186,16 @@ def seed_calendar(years: Iterable[int] | None = None, *, today: date | None = No
         by_source.setdefault(source.value, []).append(year)
         rows.extend(year_rows)
 
+    connection = connections[using]
     table = connection.ops.quote_name(BusinessCalendarDay._meta.db_table)
     sql = _UPSERT_SQL.format(table=table, on_conflict=_ON_CONFLICT_REFRESH if refresh else "NOTHING")
     columns = [list(c) for c in zip(*rows, strict=True)]
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(using=using), connection.cursor() as cursor:
         cursor.execute(sql, columns)
         returned = [r[0] for r in cursor.fetchall()]
-        manual_kept = BusinessCalendarDay.objects.filter(
+        manual_kept = BusinessCalendarDay.objects.using(using).filter(
             source=Source.MANUAL, date__year__in=years).count()
-        transaction.on_commit(calendar_cache_clear)
+        transaction.on_commit(calendar_cache_clear, using=using)
     calendar_cache_clear()
     inserted = sum(1 for r in returned if r)
     updated = len(returned) - inserted
