@@ -1,3 +1,6 @@
-from django.urls import path  # noqa: F401
+from django.urls import include, path
 
-urlpatterns: list = []
+app_name = "collections"
+urlpatterns = [
+    path("api/v1/collections/", include("collections_app.api.urls")),
+]

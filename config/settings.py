@@ -43,6 +43,8 @@ INSTALLED_APPS = [
     "servicing",
     "notices",
     "collections_app",
+    "console",
+    "portal",
 ]
 
 MIDDLEWARE = [
@@ -113,7 +115,7 @@ MEDIA_URL = "media/"
 
 LOGIN_URL = "/login/"
 SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", 30 * 60))
-SESSION_SAVE_EVERY_REQUEST = True
+SESSION_SAVE_EVERY_REQUEST = False  # absolute expiry; saving every request costs a write per page view
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
@@ -177,4 +179,43 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr"}},
     "root": {"handlers": ["stderr"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
+}
+
+# --- Collections (催收): contact rules with the legal values as defaults (collections.md) --------
+COLLECTIONS = {
+    "QUIET_START": os.environ.get("COLLECTIONS_QUIET_START", "22:00"),  # no contact from … (Beijing time)
+    "QUIET_END": os.environ.get("COLLECTIONS_QUIET_END", "08:00"),  # … until
+    "CONTACT_TIME_ZONE": "Asia/Shanghai",
+    "MAX_CONNECTED_CALLS_PER_DAY": 3,  # per borrower, lender and agencies together
+    "MAX_UNANSWERED_DIALS_PER_NUMBER_PER_DAY": 6,
+    "MAX_MESSAGES_PER_DAY": int(os.environ.get("COLLECTIONS_MAX_MESSAGES_PER_DAY", 2)),
+    "MAX_MESSAGES_PER_WEEK": int(os.environ.get("COLLECTIONS_MAX_MESSAGES_PER_WEEK", 6)),
+    "UNREACHABLE_AFTER_FAILED_ATTEMPTS": 3,  # before an emergency contact may be called
+    "UNREACHABLE_WINDOW_DAYS": 7,
+    "MESSAGE_TIME": "09:00",  # when the business day's automatic messages are scheduled (local)
+    "ASSIGNMENT": os.environ.get("COLLECTIONS_ASSIGNMENT", "bucket"),  # bucket | round_robin | load
+    "PROMISE_MAX_DAYS": 14,
+    "WAIVER_LIMITS": {"collector": "0", "supervisor": "5000", "admin": "50000"},  # approver's limit, CNY
+    "COMPLAINT_DAYS": (15, 30, 60),  # answer by; extended; extended again with approval
+    "HANDOVER_NOTICE_DAYS": 3,
+    "INLINE_MESSAGE_LIMIT": 2000,  # more automatic messages than this go to django-q2 in chunks
+    "MESSAGE_CHUNK": 5000,
+}
+
+# --- Notices (issue 3): channel backends like EMAIL_BACKEND; defaults in notices/conf.py --------
+NOTICES = {
+    "BACKENDS": {
+        "sms": os.environ.get("NOTICES_SMS_BACKEND", "notices.backends.console.ConsoleBackend"),
+        "email": "notices.backends.email.EmailBackend",  # Django mail: EMAIL_HOST / EMAIL_PORT / …
+        "in_app": "notices.backends.in_app.InAppBackend",
+        "letter": "notices.backends.letter.LetterBackend",
+    },
+    "SMS_HTTP": {  # notices.backends.sms_http.HttpSmsBackend
+        "ENDPOINT": os.environ.get("NOTICES_SMS_ENDPOINT", ""),
+        "ACCESS_KEY": os.environ.get("NOTICES_SMS_ACCESS_KEY", ""),
+        "SECRET": os.environ.get("NOTICES_SMS_SECRET", ""),
+        "SIGN_NAME": os.environ.get("NOTICES_SMS_SIGN_NAME", ""),
+    },
+    "SYNC_TASKS": env_bool("NOTICES_SYNC_TASKS", False),
+    "EMAIL_TIMEOUT": int(os.environ.get("NOTICES_EMAIL_TIMEOUT", 10)),
 }

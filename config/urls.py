@@ -10,6 +10,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/v1/", include("servicing.api.urls")),  # the REST API (servicing/api)
     path("", include("servicing.urls")),  # gateway sandbox, API v1 (servicing)
     path("", include("notices.urls")),  # /verify/<code>, certificate downloads
     path("", include("collections_app.urls")),

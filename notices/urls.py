@@ -1,3 +1,10 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from . import views
+
+app_name = "notices"
+
+urlpatterns = [
+    path("verify/<str:code>", views.verify_certificate, name="verify"),
+    path("certificates/<int:pk>/download", views.download_certificate, name="certificate-download"),
+]

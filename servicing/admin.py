@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from notices.admin import NoticeInline
 from servicing.admin_utils import (
     BigTableAdminMixin,
     PersonalDataAdminMixin,
@@ -294,7 +295,7 @@ class LoanAdmin(BigTableAdminMixin, admin.ModelAdmin):
     readonly_fields = ("contract_no", "product", "borrower", "status", "dpd", "settled_on", "principal_cny",
                        "annual_rate", "fee_rate", "schedule_method", "term_months", "disbursed_on",
                        "repayment_day", "credit_balance_cny", "last_business_date", "created_at")
-    inlines = (InstalmentInline, MandateInline, PaymentInline)
+    inlines = (InstalmentInline, MandateInline, PaymentInline, NoticeInline)
 
     principal_cny = money_display("principal", _("本金"))
     credit_balance_cny = money_display("credit_balance", _("挂账余额"))

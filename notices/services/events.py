@@ -2,27 +2,203 @@
 
 `notify` is called INSIDE the transaction of the change that causes the notice: the notice rows are
 written in that transaction (a rollback removes them) and dispatched by workers after commit.
+It only writes rows — no rendering, no PDF, no network — so the calling service stays fast.
 Event codes are public (notices.md): pre_debit_reminder, payment_receipt, debit_failed, debit_missed,
 mandate_cancelled, overdue_reminder, incident_apology, promise_confirmed, plan_confirmed, settlement,
-complaint_received, complaint_answered.
+complaint_received, complaint_answered. The variables each event needs are in notices.catalog.EVENTS.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Callable
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
+
+from django.db.models import Max, Sum
+from django.utils import timezone
+
+from notices.catalog import event_spec
+from notices.conf import business, conf, public_url
+
+from .outbox import NoticeError, queue
+
+COMPONENT_LABELS = {
+    "zh-hans": {"principal": "本金", "interest": "利息", "fee": "手续费", "penalty": "罚息", "compound": "复利"},
+    "en": {"principal": "principal", "interest": "interest", "fee": "fees", "penalty": "penalty interest",
+           "compound": "compound interest"},
+}
+
+
+def money(value: Decimal | None) -> str:
+    return f"{value or Decimal('0'):,.2f}"
+
+
+def _lang(loan) -> str:
+    return "en" if loan.borrower.language == "en" else "zh-hans"
+
+
+def base_context(loan) -> dict:
+    return {"borrower_name": loan.borrower.name, "contract_no": loan.masked_contract_no,
+            "lender_name": business("LENDER_NAME", ""), "service_phone": conf("SERVICE_PHONE"),
+            "pay_url": public_url(conf("PAY_PATH"))}
+
+
+def _next_open_instalment(loan, after: date | None = None):
+    from servicing.models.loans import OPEN_INSTALMENT_STATUSES
+
+    qs = loan.instalments.filter(status__in=OPEN_INSTALMENT_STATUSES)
+    if after is not None:
+        qs = qs.filter(due_date__gt=after)
+    return qs.order_by("due_date").first()
+
+
+def _payment_context(loan, payment, lang: str) -> dict:
+    labels = COMPONENT_LABELS[lang]
+    paid = dict(payment.allocations.values_list("component").annotate(total=Sum("amount")))
+    unit = "元" if lang == "zh-hans" else ""
+    sep = "，" if lang == "zh-hans" else ", "
+    parts = [f"{labels.get(c, c)} {money(paid[c])}{unit}" for c in labels if paid.get(c)]
+    if payment.credited_amount:
+        parts.append(f"挂账余额 {money(payment.credited_amount)}元" if lang == "zh-hans"
+                     else f"credit balance {money(payment.credited_amount)}")
+    if loan.status == "settled":
+        next_step = "您的贷款已全部结清。" if lang == "zh-hans" else "Your loan is now settled in full."
+    else:
+        nxt = _next_open_instalment(loan)
+        if nxt is None:
+            next_step = ""
+        elif lang == "zh-hans":
+            next_step = f"下期应还 {money(nxt.total_outstanding)} 元，到期日 {nxt.due_date}。"
+        else:
+            next_step = f"Next due: CNY {money(nxt.total_outstanding)} on {nxt.due_date}."
+    return {"amount": money(payment.amount), "value_date": payment.value_date.isoformat(),
+            "paid_for": sep.join(parts) or "-", "next_step": next_step}
+
+
+def _mandate_context(loan, mandate, lang: str) -> dict:
+    nxt = _next_open_instalment(loan)
+    cancelled = timezone.localdate(mandate.cancelled_at) if mandate.cancelled_at else timezone.localdate()
+    return {"account": mandate.masked_account, "cancelled_on": cancelled.isoformat(),
+            "next_due_date": nxt.due_date.isoformat() if nxt else "-",
+            "next_amount": money(nxt.total_outstanding) if nxt else "0.00",
+            "resign_url": public_url(conf("RESIGN_PATH"))}
+
+
+PRE_DEBIT_REASONS = {
+    "zh-hans": {"no_active_mandate": "没有生效的代扣协议", "mandate_suspended": "代扣协议已暂停",
+                "above_single_limit": "应还金额超过代扣单笔限额"},
+    "en": {"no_active_mandate": "there is no active direct-debit mandate",
+           "mandate_suspended": "the direct-debit mandate is suspended",
+           "above_single_limit": "the amount is above the mandate's single-debit limit"},
+}
+
+
+def debit_line(lang: str, *, due_date: str, account: str, will_not_debit: bool = False, reason: str = "",
+               how_to_fix: str = "") -> str:
+    """The sentence saying whether the debit will happen (the debits pre-due check may say it will not)."""
+    if will_not_debit:
+        why = PRE_DEBIT_REASONS[lang].get(reason, reason)
+        if lang == "zh-hans":
+            return f"本期将无法自动扣款（{why}）。{how_to_fix}请于{due_date}前主动还款。"
+        return f"This instalment cannot be debited automatically ({why}). {how_to_fix} Please pay by {due_date}."
+    if lang == "zh-hans":
+        return f"将于{due_date}从账户{account}自动扣款，请确保余额充足。"
+    return f"It will be debited from {account} on {due_date}; please keep enough funds."
+
+
+def _instalment_context(loan, inst, lang: str) -> dict:
+    from servicing.models.mandates import MandateStatus
+
+    mandate = loan.mandates.filter(status=MandateStatus.ACTIVE).first()
+    return {"amount": money(inst.total_outstanding), "due_date": inst.due_date.isoformat(),
+            "account": mandate.masked_account if mandate else "-"}
+
+
+def _pre_debit_context(loan, obj, lang: str, on_date, given: dict) -> dict:
+    ctx = _instalment_context(loan, obj, lang) if getattr(obj, "_meta", None) and \
+        obj._meta.label_lower == "servicing.instalment" else {}
+    merged = {**ctx, **given}
+    ctx["debit_line"] = debit_line(
+        lang, due_date=str(merged.get("due_date", "")), account=str(merged.get("account", "-")),
+        will_not_debit=bool(given.get("will_not_debit")), reason=str(given.get("reason", "")),
+        how_to_fix=str(given.get("how_to_fix", "")))
+    return ctx
+
+
+def _overdue_context(loan, obj, lang: str, on_date: date | None, given: dict) -> dict:
+    """Figures from the loan as of the notice date; a collections case may pass agency/effective_on
+    (hand-over notice), which becomes a factual sentence in `extra_note`."""
+    from servicing.selectors import live_instalments, outstanding
+
+    overdue = outstanding(live_instalments(loan), overdue_only=True)
+    labels = {"principal": "principal", "interest": "interest", "penalty": "penalty", "compound": "compound",
+              "fees": "fee"}
+    names = COMPONENT_LABELS[lang]
+    unit = " 元" if lang == "zh-hans" else ""
+    parts = [f"{names[labels[k]]} {money(v)}{unit}" for k, v in overdue.items() if v]
+    note = ""
+    if given.get("agency") and given.get("effective_on"):
+        note = (f"自{given['effective_on']}起，您的逾期款项将委托{given['agency']}协助催收，"
+                f"还款仍请只通过官方渠道。" if lang == "zh-hans" else
+                f"From {given['effective_on']}, {given['agency']} will assist us in collecting the overdue amount; "
+                f"please still pay only through official channels.")
+    return {"dpd": str(loan.dpd), "as_of": (on_date or timezone.localdate()).isoformat(),
+            "overdue_total": money(sum(overdue.values(), Decimal("0"))),
+            "overdue_breakdown": ("，" if lang == "zh-hans" else ", ").join(parts) or "-",
+            "complaint_phone": conf("COMPLAINT_PHONE"), "hardship_phone": conf("HARDSHIP_PHONE"),
+            "extra_note": note}
+
+
+def _builder(event: str, obj) -> Callable[..., dict] | None:
+    """Context builders of the events whose figures come from the servicing core (caller context wins)."""
+    label = getattr(getattr(obj, "_meta", None), "label_lower", "")
+    if event == "overdue_reminder":
+        return _overdue_context
+    if event == "pre_debit_reminder":
+        return _pre_debit_context
+    simple = {
+        ("payment_receipt", "servicing.payment"): _payment_context,
+        ("mandate_cancelled", "servicing.mandate"): _mandate_context,
+    }.get((event, label))
+    if simple is None:
+        return None
+    return lambda loan, obj, lang, on_date, given: simple(loan, obj, lang)
 
 
 def notify(event: str, *, loan, obj: Any = None, context: dict | None = None, on_date: date | None = None,
-           channels: list[str] | None = None, collection: bool = False) -> list:
+           channels: list[str] | None = None, collection: bool = False, now: datetime | None = None,
+           cause_at: datetime | None = None) -> list:
     """Queue the notice(s) of `event` about `obj` (default: the loan) for the loan's borrower.
 
-    Dedupe key = event + object + on_date, so re-running a business day queues nothing new.
-    `context` carries the template variables; `collection=True` marks collection messages that count
-    toward the contact caps. Returns the notices created (empty when deduplicated).
-    (Filled in by the notices outbox — issue 3.)
+    Dedupe key = event + object + on_date (+ channel), so re-running a business day queues nothing new.
+    `context` carries the template variables (the core events build theirs from `obj`); `collection=True`
+    marks collection messages that count toward the contact caps. `now` decides quiet hours (default:
+    the wall clock). Returns the notices created (empty when deduplicated).
+    Raises UnknownEvent for an unknown code and NoticeError when a template variable is missing.
     """
-    return []
+    spec = event_spec(event)
+    now = now or timezone.now()
+    obj = loan if obj is None else obj
+    lang = _lang(loan)
+    ctx = base_context(loan)
+    builder = _builder(event, obj)
+    if builder is not None:
+        ctx.update(builder(loan, obj, lang, on_date, context or {}))
+    ctx.update(context or {})
+    for name, default in spec.optional.items():
+        ctx.setdefault(name, default)
+    missing = [v for v in spec.all_variables if v not in ctx]
+    if missing:
+        raise NoticeError(f"notify('{event}'): context is missing {', '.join(missing)} "
+                          f"(the variables of {event} are: {', '.join(spec.variables)})")
+    if channels is None:
+        channels = [c for c in spec.channels if c != "email" or loan.borrower.email]
+    object_type = obj._meta.label_lower if hasattr(obj, "_meta") else type(obj).__name__.lower()
+    return queue(spec=spec, borrower=loan.borrower, loan=loan, object_type=object_type,
+                 object_id=getattr(obj, "pk", obj), on_date=on_date or timezone.localdate(now),
+                 channels=list(channels), context={k: str(ctx[k]) for k in spec.all_variables}, now=now,
+                 collection=collection or spec.collection, cause_at=cause_at)
 
 
 def payment_received(payment) -> None:
@@ -31,9 +207,17 @@ def payment_received(payment) -> None:
 
 
 def loan_settled(loan) -> None:
-    """settlement notice with the certificate (结清证明)."""
-    notify("settlement", loan=loan, obj=loan, on_date=loan.settled_on)
+    """settlement notice with the certificate (结清证明): the certificate row is issued now, its PDF is
+    rendered by a worker after commit; the notice carries the public verification link."""
+    from .certificates import issue_certificate, verify_path
+
+    cert = issue_certificate(loan)
+    last_payment = loan.payments.aggregate(at=Max("created_at"))["at"]
+    notify("settlement", loan=loan, obj=loan, on_date=loan.settled_on, cause_at=last_payment or timezone.now(),
+           context={"settled_on": loan.settled_on.isoformat(), "certificate_no": cert.number,
+                    "verify_url": public_url(verify_path(cert.verification_code))})
 
 
 def mandate_cancelled(mandate) -> None:
+    """Consequences (next due date and amount, how to pay, penalty/credit warning, how to re-sign)."""
     notify("mandate_cancelled", loan=mandate.loan, obj=mandate)

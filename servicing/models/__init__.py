@@ -3,6 +3,20 @@
 from .audit import AuditLog
 from .calendar import BusinessCalendarDay
 from .channels import Channel
+from .debits import (
+    Debit,
+    DebitAttempt,
+    DebitBatch,
+    DebitSkip,
+    GatewayPayment,
+    Incident,
+    IncidentLoan,
+    MissedDebitException,
+    PreDueWarning,
+    ReconciliationException,
+    ResultFile,
+    RetryState,
+)
 from .ledger import Account, JournalEntry, JournalLine
 from .loans import Borrower, Instalment, Loan, LoanProduct
 from .mandates import Mandate
@@ -10,6 +24,8 @@ from .payments import Allocation, Payment
 from .runs import BusinessDayRun
 
 __all__ = [
-    "Account", "Allocation", "AuditLog", "Borrower", "BusinessCalendarDay", "BusinessDayRun", "Channel",
+    "Account", "Allocation", "Debit", "DebitAttempt", "DebitBatch", "DebitSkip", "GatewayPayment", "Incident",
+    "IncidentLoan", "MissedDebitException", "PreDueWarning", "ReconciliationException", "ResultFile", "RetryState",
+    "AuditLog", "Borrower", "BusinessCalendarDay", "BusinessDayRun", "Channel",
     "Instalment", "JournalEntry", "JournalLine", "Loan", "LoanProduct", "Mandate", "Payment",
 ]

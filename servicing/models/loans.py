@@ -15,6 +15,11 @@ from .fields import MoneyField, RateField
 MAX_ALL_IN_COST_PCT = Decimal("24")  # courts cut cost above 24 % a year
 
 
+def all_in_cost_pct(annual_rate_pct: Decimal, fee_rate_pct: Decimal, markup_pct: Decimal) -> Decimal:
+    """The yearly cost of overdue money: (contract rate + fee × 12) × (1 + penalty markup)."""
+    return (annual_rate_pct + fee_rate_pct * 12) * (1 + markup_pct / 100)
+
+
 class ProductKind(models.TextChoices):
     MORTGAGE = "mortgage", _("房贷")
     CAR = "car", _("车贷")
@@ -63,10 +68,11 @@ class LoanProduct(models.Model):
         ordering = ["code"]
         constraints = [
             models.CheckConstraint(
-                # no division: integer form values would divide as integers in SQL (50 / 100 = 0)
+                # overdue money costs (rate + fee × 12) × (1 + markup): a fee-only product charges its penalty
+                # on the fee as the rate. No division: integer form values divide as integers in SQL.
                 condition=LessThanOrEqual(
-                    F("annual_rate_pct") * (Value(Decimal("100")) + F("penalty_markup_pct"))
-                    + F("fee_rate_pct") * Value(Decimal("1200")),
+                    (F("annual_rate_pct") + F("fee_rate_pct") * Value(Decimal("12")))
+                    * (Value(Decimal("100")) + F("penalty_markup_pct")),
                     Value(MAX_ALL_IN_COST_PCT * 100),
                 ),
                 name="product_all_in_cost_max_24pct",
@@ -83,7 +89,7 @@ class LoanProduct(models.Model):
 
     @property
     def all_in_cost_pct(self) -> Decimal:
-        return self.annual_rate_pct * (1 + self.penalty_markup_pct / 100) + self.fee_rate_pct * 12
+        return all_in_cost_pct(self.annual_rate_pct, self.fee_rate_pct, self.penalty_markup_pct)
 
     def methods(self) -> list[str]:
         extra = [m.strip() for m in self.allowed_methods.split(",") if m.strip()]

@@ -12,7 +12,7 @@ from servicing.domain.money import fen
 from servicing.domain.schedule import HolidayRule, Method, ScheduleLine, build_schedule
 from servicing.models import Borrower, Instalment, Loan, LoanProduct
 from servicing.models.ledger import Account, EntryKind
-from servicing.models.loans import MAX_ALL_IN_COST_PCT, ProductKind
+from servicing.models.loans import MAX_ALL_IN_COST_PCT, ProductKind, all_in_cost_pct
 
 from . import audit
 from .ledger import Leg, post_entry
@@ -129,7 +129,7 @@ def book_loan(*, product: LoanProduct, borrower: Borrower, principal: Decimal, m
     fee_rate = product.fee_rate_pct if fee_rate_pct is None else Decimal(fee_rate_pct)
     if rate < 0 or fee_rate < 0:
         raise BookingError("annual-rate: must not be negative")
-    all_in = rate * (1 + product.penalty_markup_pct / 100) + fee_rate * 12
+    all_in = all_in_cost_pct(rate, fee_rate, product.penalty_markup_pct)
     if all_in > MAX_ALL_IN_COST_PCT:
         raise BookingError(f"annual-rate: all-in cost {all_in:.2f} % a year exceeds the {MAX_ALL_IN_COST_PCT} % cap")
     if repayment_day is not None and not 1 <= repayment_day <= 31:

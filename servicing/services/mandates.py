@@ -94,6 +94,9 @@ def cancel_mandate(mandate: Mandate, *, cause: str, reason: str, user=None, noti
     if not updated:
         raise MandateError(f"mandate {mandate.agreement_no} is already cancelled")
     mandate.refresh_from_db()
+    from servicing.services.debits import hooks  # future debits not yet sent are cancelled
+
+    hooks.cancel_unsent_debits_of_mandate(mandate)
     if notify_borrower:
         from notices.services import events
 

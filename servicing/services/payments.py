@@ -205,9 +205,20 @@ def _post_payment_locked(loan, amount, channel, value_date, reference, prepay, u
     if value_date < loan.disbursed_on:
         raise PaymentError(f"value-date: {value_date} is before the disbursement on {loan.disbursed_on}")
 
+    if prepay:
+        last = loan.payments.aggregate(d=Max("value_date"))["d"]
+        if last and value_date < last:
+            raise PaymentError(f"value-date: a prepayment cannot be valued before the last payment ({last}); "
+                               "it would re-schedule instalments that are already paid")
+
     live = bring_loan_to(loan, value_date)
     by_id = {i.pk: i for i in live}
-    allocation = allocate(amount, _dues(live, value_date), loan.product.order())
+    dues = _dues(live, value_date)
+    allocation = allocate(amount, dues, loan.product.order())
+    if prepay == PrepayMode.PAYOFF and allocation.remainder == ZERO:
+        owed = sum((sum(d.outstanding.values(), ZERO) for d in dues), ZERO)
+        if allocation.applied < owed or any(i.due_date > value_date for i in live):
+            raise PaymentError(f"amount: {amount} does not settle the loan (see payoff_quote for {value_date})")
     lines = [(line.key, line.component, line.amount) for line in allocation.lines]
     remainder = allocation.remainder
     if prepay and remainder > ZERO:
@@ -218,8 +229,6 @@ def _post_payment_locked(loan, amount, channel, value_date, reference, prepay, u
                 if value > ZERO:
                     lines.append((pre.instalment.pk, component, value))
                     remainder -= value
-    elif prepay == PrepayMode.PAYOFF and remainder == ZERO and any(i.due_date > value_date for i in live):
-        raise PaymentError(f"amount: {amount} does not settle the loan (see payoff_quote)")
 
     per_component: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for _, component, value in lines:
@@ -237,6 +246,9 @@ def _post_payment_locked(loan, amount, channel, value_date, reference, prepay, u
     _apply_lines(by_id, lines, value_date)
     loan.credit_balance += remainder
     refresh_loan_status(loan, value_date)
+    from servicing.services.debits import hooks  # a planned debit of what this paid is cancelled or lowered
+
+    hooks.after_payment(payment)
     settled = settle_if_paid(loan, user=user)
     audit.record("payment.posted", payment, actor=user, amount=amount, channel=channel, prepay=prepay,
                  contract=loan.contract_no)
@@ -289,6 +301,11 @@ def settlement_blockers(loan: Loan) -> list[str]:
     for account in RECEIVABLE_BY_COMPONENT.values():
         if balances.get(account, ZERO) != ZERO:
             blockers.append(f"{account} is {balances[account]}")
+    from servicing.services.debits import (
+        hooks,  # no debit in flight/unknown, no open reconciliation exception
+    )
+
+    blockers += hooks.settlement_blockers(loan)
     return blockers
 
 

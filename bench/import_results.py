@@ -1,0 +1,179 @@
+"""Benchmark: import an N-row bank result file end to end (target: 1M rows ≤ 60 s, ≥ 50× django-import-export
+defaults, parse + stage within 3× of psql \\copy, memory flat).
+
+    export DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_debits PYTHONWARNINGS=ignore
+    .venv/bin/python bench/import_results.py --rows 100000               # 100k: a few minutes
+    .venv/bin/python bench/import_results.py --rows 1000000              # 1M: the real figure
+
+1. Generates N due loans set-based (bench/debit_batch.py `generate`), builds and exports the std batch,
+   and writes the result file from it with a COPY: 93 % SUCCESS, 4 % insufficient funds, 2 % PENDING,
+   1 % channel down (institution-side stays under the 5 % incident threshold), plus 0.1 % account frozen.
+2. psql \\copy of the same file into an UNLOGGED table (the floor for parse + stage).
+3. Parse + stage alone (results._stage: decode, csv, COPY into staging), timed.
+4. Baseline: django-import-export 4.4 with defaults (a ModelResource on Debit keyed on reference, updating
+   status/code/message per row) over a --baseline-sample of the same rows, rolled back; extrapolated.
+5. import_debit_results end to end (parse, validate, apply outcomes, post payments and ledger, failure
+   actions), timed with peak memory; then verify_books (up to 200k rows unless --no-verify).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+from debit_batch import generate  # noqa: E402
+
+RESULT_SQL = """
+COPY (SELECT d.reference, d.amount::text,
+             CASE WHEN d.id %% 1000 = 7 THEN 'FAILED' WHEN k < 93 THEN 'SUCCESS' WHEN k < 97 THEN 'FAILED'
+                  WHEN k < 99 THEN 'PENDING' ELSE 'FAILED' END,
+             CASE WHEN d.id %% 1000 = 7 THEN '63'
+                  WHEN k < 93 THEN '00' WHEN k < 97 THEN '64' WHEN k < 99 THEN '04' ELSE '02' END,
+             CASE WHEN k < 93 THEN '交易成功' ELSE '失败' END,
+             CASE WHEN k < 93 AND d.id %% 1000 <> 7 THEN to_char(%(d)s::date, 'YYYY-MM-DD') ELSE '' END,
+             CASE WHEN k < 93 THEN 'UP' || d.id ELSE '' END
+        FROM (SELECT x.*, (x.id * 7919) %% 100 AS k FROM servicing_debit x WHERE x.batch_id = %(b)s) d
+       ORDER BY d.id)
+TO STDOUT WITH (FORMAT csv)
+"""
+
+
+def write_result_file(path: Path, batch_id: int, d: date) -> int:
+    header = "reference,amount,status,code,message,settled_on,channel_txn_id\r\n"
+    n = 0
+    with open(path, "wb") as fh, common.raw_cursor() as cur:
+        fh.write("\ufeff".encode() + header.encode())
+        with cur.copy(RESULT_SQL.replace("%%", "%").replace("%(d)s", f"'{d}'").replace("%(b)s", str(batch_id))) as cp:
+            for block in cp:
+                data = bytes(block).replace(b"\n", b"\r\n")
+                n += data.count(b"\r\n")
+                fh.write(data)
+    return n
+
+
+def psql_copy(path: Path) -> float:
+    url = os.environ["DATABASE_URL"]
+    sql = ("DROP TABLE IF EXISTS bench_psql_copy; CREATE UNLOGGED TABLE bench_psql_copy (reference text, amount text, "
+           "status text, code text, message text, settled_on text, channel_txn_id text);")
+    subprocess.run(["psql", url, "-q", "-c", sql], check=True)
+    t0 = time.perf_counter()
+    subprocess.run(["psql", url, "-q", "-c", f"\\copy bench_psql_copy FROM '{path}' WITH (FORMAT csv, HEADER, "
+                                             "ENCODING 'UTF8')"], check=True)
+    elapsed = time.perf_counter() - t0
+    subprocess.run(["psql", url, "-q", "-c", "DROP TABLE bench_psql_copy"], check=True)
+    return elapsed
+
+
+def baseline_import_export(path: Path, sample: int) -> float:
+    """django-import-export 4.4 with defaults on the first `sample` rows; rolled back."""
+    import tablib
+    from django.db import transaction
+    from import_export import fields, resources
+
+    from servicing.models import Debit
+
+    class DebitResultResource(resources.ModelResource):
+        reference = fields.Field(attribute="reference", column_name="reference")
+        status = fields.Field(attribute="status", column_name="status")
+        result_code = fields.Field(attribute="result_code", column_name="code")
+        result_message = fields.Field(attribute="result_message", column_name="message")
+
+        class Meta:
+            model = Debit
+            import_id_fields = ("reference",)
+            fields = ("reference", "status", "result_code", "result_message")
+
+    with open(path, encoding="utf-8-sig") as fh:
+        lines = [next(fh) for _ in range(sample + 1)]
+    data = tablib.Dataset().load("".join(lines), format="csv")
+    data.append_col(["succeeded"] * len(data), header="status_word")
+    t0 = time.perf_counter()
+    with transaction.atomic():
+        result = DebitResultResource().import_data(data, dry_run=False, raise_errors=False)
+        transaction.set_rollback(True)
+    elapsed = time.perf_counter() - t0
+    print(f"  baseline: {len(data):,} rows, errors={result.has_errors()}, {elapsed:.1f} s")
+    return elapsed
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", type=int, default=100000)
+    ap.add_argument("--date", type=date.fromisoformat, default=date(2026, 12, 1))
+    ap.add_argument("--baseline-sample", type=int, default=20000)
+    ap.add_argument("--verify", action=argparse.BooleanOptionalAction, default=None)
+    ap.add_argument("--force", action="store_true")
+    args = ap.parse_args(argv)
+    common.setup_django()
+    common.guard_database(args.force)
+    n, d = args.rows, args.date
+    from django.conf import settings
+
+    from servicing.services.debits import results
+    from servicing.services.debits.batches import create_debit_batch, export_debit_batch
+    from servicing.services.debits.profiles import result_layout
+    from servicing.services.verify import verify_books
+
+    print(f"generating {n:,} due loans, the batch and its result file …")
+    with common.measure("generate"):
+        ctx = generate(n, d)
+    tmp = Path(tempfile.mkdtemp())
+    settings.MEDIA_ROOT = tmp / "media"
+    batch = create_debit_batch(d, ctx["channel"]).batch
+    export_debit_batch(batch, tmp / "batch.csv")
+    path = tmp / "result.csv"
+    rows = write_result_file(path, batch.pk, d)
+    print(f"  result file: {rows:,} rows, {path.stat().st_size / 1e6:.1f} MB")
+
+    psql_s = psql_copy(path)
+    print(f"  psql \\copy: {psql_s:.2f} s")
+    layout = result_layout(ctx["channel"])
+    from django.db import transaction
+
+    with common.measure("parse + stage", trace_memory=False) as stage, transaction.atomic():
+        staged = results._stage(path, layout, "bench_stage")
+        transaction.set_rollback(True)
+    sample = min(args.baseline_sample, rows)
+    base_s = baseline_import_export(path, sample)
+    base_total = base_s / sample * rows
+
+    with common.measure("import_debit_results (end to end)") as imp:
+        summary = results.import_debit_results(path, channel=ctx["channel"])
+    print(f"  summary: rows={summary['rows']} succeeded={summary['succeeded']} unknown={summary['unknown']} "
+          f"exceptions={summary['exceptions']} failed={ {k: v for k, v in summary['failed'].items() if v} } "
+          f"incidents={summary.get('incidents')}")
+    verify = args.verify if args.verify is not None else rows <= 200_000
+    books = None
+    if verify:
+        with common.measure("verify_books"):
+            books = [r.name for r in verify_books() if not r.ok]
+    table = common.ResultTable(f"result import of {rows:,} rows ({common.machine_info()})")
+    table.add(common.Row("psql \\copy into UNLOGGED table", rows, psql_s))
+    table.add(common.Row("parse + stage (decode, csv, COPY)", staged, stage.seconds, stage.peak_memory,
+                         baseline_seconds=psql_s, note="ratio = psql/this"))
+    table.add(common.Row("import end to end", rows, imp.seconds, imp.peak_memory, baseline_seconds=base_total,
+                         note=f"baseline: django-import-export defaults on {sample:,}, extrapolated"))
+    print(table.render())
+    print(table.markdown())
+    per_million = imp.seconds / rows * 1_000_000
+    common.verdict(summary["status"] == "processed" and summary["exceptions"] == 0, "file processed, no exceptions")
+    common.verdict(per_million <= 60, f"1M rows ≤ 60 s end to end ({imp.seconds:.1f} s for {rows:,}; "
+                                      f"{per_million:.0f} s per 1M)")
+    common.verdict(base_total / imp.seconds >= 50, f"≥ 50× django-import-export defaults "
+                                                    f"({base_total / imp.seconds:.1f}×)")
+    common.verdict(stage.seconds <= 3 * psql_s, f"parse + stage within 3× psql \\copy ({stage.seconds / psql_s:.1f}×)")
+    if books is not None:
+        common.verdict(not books, f"verify_books ok {books or ''}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

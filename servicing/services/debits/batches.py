@@ -1,0 +1,264 @@
+"""Building and exporting debit batches (送盘), set-based.
+
+`create_debit_batch(d, channel)` picks, in one INSERT … SELECT, every loan with an active mandate on the
+channel that has something due: an instalment due today, a retry due today, or a re-presentment after an
+incident. The amount is everything due on the loan (less its credit balance), never split. Loans it
+considered but did not debit get a recorded reason (DebitSkip). The partial unique index
+`one_debit_in_flight_per_loan` is the final guard: a loan with a debit planned, submitted or unknown is
+never debited again. Running the same date and channel again returns the existing batch.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from servicing.models import Channel, DebitBatch
+from servicing.models.debits import BatchStatus
+from servicing.services import audit
+
+from .faults import fault
+from .profiles import debit_layout, pg_date_format
+
+OUTSTANDING_SQL = """(i.principal_due + i.interest_due + i.fee_due + i.penalty_accrued + i.compound_accrued
+    - i.principal_paid - i.interest_paid - i.fee_paid - i.penalty_paid - i.compound_paid
+    - i.principal_waived - i.interest_waived - i.fee_waived - i.penalty_waived - i.compound_waived)"""
+
+
+class BatchError(ValueError):
+    pass
+
+
+@dataclass
+class BatchResult:
+    batch: DebitBatch
+    created: bool
+    count: int
+    amount: Decimal
+
+
+CANDIDATES_SQL = f"""
+CREATE TEMP TABLE _debit_cand ON COMMIT DROP AS
+WITH due AS (
+    SELECT i.loan_id,
+           SUM({OUTSTANDING_SQL}) AS owed,
+           bool_or(i.due_date = %(d)s) AS due_today,
+           (array_agg(i.id ORDER BY i.due_date DESC, i.id DESC))[1] AS newest_inst,
+           (array_agg(i.id ORDER BY i.due_date DESC, i.id DESC) FILTER (WHERE i.due_date < %(d)s))[1] AS past_inst,
+           MAX(i.due_date) FILTER (WHERE i.due_date < %(d)s) AS past_due
+      FROM servicing_instalment i
+     WHERE i.status IN ('pending', 'partially_paid', 'overdue') AND i.due_date <= %(d)s
+     GROUP BY i.loan_id
+), rs AS (
+    SELECT DISTINCT ON (r.loan_id) r.loan_id, r.instalment_id, r.next_kind, i.due_date
+      FROM servicing_retrystate r JOIN servicing_instalment i ON i.id = r.instalment_id
+     WHERE r.status = 'scheduled' AND r.next_retry_on <= %(d)s
+       AND i.status IN ('pending', 'partially_paid', 'overdue')
+     ORDER BY r.loan_id, i.due_date, i.id
+), base AS MATERIALIZED (
+    SELECT l.id AS loan_id, m.id AS mandate_id, m.single_limit, l.credit_balance, due.owed,
+           (due.due_today AND NOT EXISTS (SELECT 1 FROM servicing_debit x
+                                           WHERE x.loan_id = l.id AND x.due_date = %(d)s)) AS first_today,
+           due.newest_inst, rs.instalment_id AS retry_inst, rs.next_kind, rs.due_date AS retry_due,
+           -- catch-up: an overdue instalment no debit ever covered (e.g. it fell due while an unknown debit
+           -- blocked the loan), unless ops already hold it as a missed-debit exception
+           (due.past_inst IS NOT NULL
+            AND NOT EXISTS (SELECT 1 FROM servicing_debit x WHERE x.loan_id = l.id AND x.due_date >= due.past_due
+                             AND x.status <> 'cancelled')
+            AND NOT EXISTS (SELECT 1 FROM servicing_misseddebitexception me
+                             WHERE me.instalment_id = due.past_inst)) AS catch_up,
+           due.past_inst, due.past_due
+      FROM due
+      JOIN servicing_loan l ON l.id = due.loan_id AND l.status IN ('active', 'overdue')
+      JOIN servicing_loanproduct p ON p.id = l.product_id AND p.auto_debit
+      JOIN servicing_mandate m ON m.loan_id = l.id AND m.status = 'active' AND m.channel_id = %(ch)s
+      LEFT JOIN rs ON rs.loan_id = l.id
+)
+SELECT b.loan_id, b.mandate_id,
+       GREATEST(b.owed - b.credit_balance, 0) AS amount,
+       CASE WHEN b.first_today THEN b.newest_inst WHEN b.retry_inst IS NOT NULL THEN b.retry_inst
+            ELSE b.past_inst END AS instalment_id,
+       CASE WHEN b.first_today THEN %(d)s::date WHEN b.retry_inst IS NOT NULL THEN b.retry_due
+            ELSE b.past_due END AS due_date,
+       CASE WHEN b.first_today THEN 'due' WHEN b.retry_inst IS NOT NULL THEN b.next_kind ELSE 'due' END AS kind,
+       CASE WHEN EXISTS (SELECT 1 FROM servicing_debit x WHERE x.loan_id = b.loan_id AND x.status = 'unknown')
+                 THEN 'unknown_pending'
+            WHEN EXISTS (SELECT 1 FROM servicing_debit x WHERE x.loan_id = b.loan_id
+                          AND x.status IN ('planned', 'submitted')) THEN 'in_flight'
+            WHEN EXISTS (SELECT 1 FROM servicing_incidentloan il JOIN servicing_incident inc ON inc.id = il.incident_id
+                          WHERE il.loan_id = b.loan_id AND inc.status = 'open' AND inc.channel_id = %(ch)s)
+                 THEN 'incident_hold'
+            WHEN b.owed - b.credit_balance <= 0 THEN 'covered_by_credit'
+            WHEN b.single_limit IS NOT NULL AND b.owed - b.credit_balance > b.single_limit THEN 'above_single_limit'
+       END AS skip_reason,
+       CASE WHEN b.single_limit IS NOT NULL AND b.owed - b.credit_balance > b.single_limit
+            THEN 'due ' || (b.owed - b.credit_balance)::text || ' > limit ' || b.single_limit::text ELSE '' END AS detail
+  FROM base b
+ WHERE b.first_today OR b.retry_inst IS NOT NULL OR b.catch_up
+"""
+
+INSERT_DEBITS_SQL = """
+INSERT INTO servicing_debit (reference, batch_id, loan_id, mandate_id, instalment_id, due_date, attempt, kind,
+                             amount, status, category, result_code, result_message, channel_txn_id,
+                             created_at, updated_at)
+SELECT 'D' || %(ds)s || '-' || lpad(nextval('servicing_debit_ref_seq')::text, 9, '0'),
+       %(batch)s, c.loan_id, c.mandate_id, c.instalment_id, c.due_date,
+       COALESCE((SELECT MAX(x.attempt) + 1 FROM servicing_debit x
+                  WHERE x.loan_id = c.loan_id AND x.due_date = c.due_date), 0),
+       c.kind, c.amount, 'planned', '', '', '', '', now(), now()
+  FROM _debit_cand c
+ WHERE c.skip_reason IS NULL
+ ORDER BY c.loan_id
+"""
+
+INSERT_SKIPS_SQL = """
+INSERT INTO servicing_debitskip (loan_id, instalment_id, channel_id, business_date, reason, detail, created_at)
+SELECT c.loan_id, c.instalment_id, %(ch)s, %(d)s, c.skip_reason, c.detail, now()
+  FROM _debit_cand c WHERE c.skip_reason IS NOT NULL
+ON CONFLICT (loan_id, business_date) DO NOTHING
+"""
+
+CONSUME_RETRIES_SQL = """
+UPDATE servicing_retrystate r SET status = 'in_flight', retries_used = r.retries_used + 1, updated_at = now()
+  FROM servicing_debit d
+ WHERE d.batch_id = %(batch)s AND r.loan_id = d.loan_id
+   AND r.status = 'scheduled' AND r.next_retry_on <= %(d)s
+"""
+
+
+def batch_reference(channel: Channel, d: date) -> str:
+    return f"B{d:%Y%m%d}-{channel.code}"
+
+
+def create_debit_batch(d: date, channel: Channel, *, user=None) -> BatchResult:
+    """Build (or return the existing) batch of what is due to be debited on `d` through `channel`."""
+    if not channel.is_active or channel.kind != Channel.Kind.BANK:
+        raise BatchError(f"channel: '{channel.code}' is not an active bank channel")
+    existing = DebitBatch.objects.filter(channel=channel, business_date=d).first()
+    if existing is not None:
+        return _result(existing, created=False)
+    try:
+        with transaction.atomic():
+            batch = DebitBatch.objects.create(reference=batch_reference(channel, d), channel=channel,
+                                              business_date=d)
+            params = {"d": d, "ds": f"{d:%Y%m%d}", "ch": channel.pk, "batch": batch.pk}
+            with connection.cursor() as cur:
+                cur.execute(CANDIDATES_SQL, params)
+                cur.execute(INSERT_DEBITS_SQL, params)
+                fault("batch_insert")
+                cur.execute(CONSUME_RETRIES_SQL, params)
+                cur.execute(INSERT_SKIPS_SQL, params)
+                cur.execute("SELECT skip_reason, COUNT(*) FROM _debit_cand WHERE skip_reason IS NOT NULL "
+                            "GROUP BY skip_reason")
+                skipped = dict(cur.fetchall())
+                cur.execute("SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM servicing_debit WHERE batch_id = %s",
+                            [batch.pk])
+                count, amount = cur.fetchone()
+                cur.execute("DROP TABLE _debit_cand")
+            batch.stats = {"planned": count, "planned_amount": f"{amount:.2f}", "skipped": skipped}
+            batch.save(update_fields=["stats"])
+            audit.record("debit_batch.created", batch, actor=user, count=count, amount=amount)
+    except IntegrityError:
+        # a concurrent run for the same date and channel won the unique constraint: return its batch
+        existing = DebitBatch.objects.filter(channel=channel, business_date=d).first()
+        if existing is None:
+            raise
+        return _result(existing, created=False)
+    return BatchResult(batch, True, count, amount)
+
+
+def _result(batch: DebitBatch, *, created: bool) -> BatchResult:
+    from django.db.models import Count, Sum
+
+    agg = batch.debits.exclude(status="cancelled").aggregate(n=Count("id"), s=Sum("amount"))
+    return BatchResult(batch, created, agg["n"] or 0, agg["s"] or Decimal("0.00"))
+
+
+EXPORT_FIELDS_SQL = {
+    "reference": "d.reference",
+    "batch_ref": "b.reference",
+    "seq": "(row_number() OVER (ORDER BY d.id))::text",
+    "contract_no": "l.contract_no",
+    "borrower_name": "bo.name",
+    "account_name": "m.account_name",
+    "account_no": "m.account_no",
+    "bank_code": "m.bank_code",
+    "currency": "'CNY'",
+}
+
+
+def _export_select(layout, statuses: tuple[str, ...]) -> tuple[str, list]:
+    pattern, _ = pg_date_format(layout.date_format)
+    cols = []
+    for field in layout.fields:
+        if field == "amount":
+            cols.append("(d.amount * 100)::bigint::text" if layout.amount_unit == "fen" else "d.amount::text")
+        elif field == "due_date":
+            cols.append(f"to_char(d.due_date, '{pattern}')")
+        else:
+            cols.append(EXPORT_FIELDS_SQL[field])
+    sql = f"""SELECT {", ".join(cols)}, d.amount FROM servicing_debit d
+               JOIN servicing_debitbatch b ON b.id = d.batch_id
+               JOIN servicing_loan l ON l.id = d.loan_id
+               JOIN servicing_borrower bo ON bo.id = l.borrower_id
+               JOIN servicing_mandate m ON m.id = d.mandate_id
+              WHERE d.batch_id = %s AND d.status = ANY(%s) ORDER BY d.id"""
+    return sql, list(statuses)
+
+
+def export_debit_batch(batch: DebitBatch, out: str | Path, *, user=None) -> dict:
+    """Write the batch in the channel's profile layout; mark it exported; its debits become submitted.
+
+    Re-exporting an exported batch writes the same file again (same rows, same order). The file holds the
+    header (if the profile has one), one line per debit and a trailer only when the profile asks for one.
+    """
+    batch = DebitBatch.objects.select_related("channel").get(pk=batch.pk)
+    if batch.status not in (BatchStatus.OPEN, BatchStatus.EXPORTED):
+        raise BatchError(f"batch: {batch.reference} is {batch.status}; its results are in, it cannot be re-sent")
+    layout = debit_layout(batch.channel)
+    statuses = ("planned",) if batch.status == BatchStatus.OPEN else ("submitted", "succeeded", "failed", "unknown")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".part")
+    sql, params = _export_select(layout, statuses)
+    count, total = 0, Decimal("0.00")
+    sha = hashlib.sha256()
+    with transaction.atomic():
+        locked = DebitBatch.objects.select_for_update().get(pk=batch.pk)
+        if locked.status != batch.status:
+            raise BatchError(f"batch: {batch.reference} changed while exporting; run again")
+        with open(tmp, "w", encoding=layout.encoding, newline="", errors="strict") as fh:
+            writer = csv.writer(fh, delimiter=layout.delimiter, lineterminator=layout.line_ending)
+            if layout.header:
+                writer.writerow(layout.headers)
+            with connection.connection.cursor(name=f"export_{batch.pk}") as cur:
+                cur.itersize = 20000
+                cur.execute(sql, [batch.pk, params])
+                while rows := cur.fetchmany(20000):
+                    writer.writerows(r[:-1] for r in rows)
+                    count += len(rows)
+                    total += sum((r[-1] for r in rows), Decimal("0.00"))
+            if layout.trailer:
+                amount_text = str(int(total * 100)) if layout.amount_unit == "fen" else f"{total:.2f}"
+                writer.writerow([layout.trailer["prefix"], str(count), amount_text])
+        os.replace(tmp, out)
+        with open(out, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                sha.update(block)
+        if batch.status == BatchStatus.OPEN:
+            with connection.cursor() as cur:
+                cur.execute("UPDATE servicing_debit SET status = 'submitted', updated_at = now() "
+                            "WHERE batch_id = %s AND status = 'planned'", [batch.pk])
+        DebitBatch.objects.filter(pk=batch.pk).update(
+            status=BatchStatus.EXPORTED, control_count=count, control_amount=total,
+            exported_at=locked.exported_at or timezone.now(), exported_path=str(out), export_sha256=sha.hexdigest())
+        audit.record("debit_batch.exported", batch, actor=user, count=count, amount=total, path=str(out))
+    return {"batch": batch.reference, "count": count, "amount": f"{total:.2f}", "path": str(out)}

@@ -1,0 +1,51 @@
+"""Small hooks the core services call so debits follow what happens to loans and mandates."""
+
+from __future__ import annotations
+
+from django.db import connection
+
+from .batches import OUTSTANDING_SQL
+
+
+def cancel_unsent_debits_of_mandate(mandate) -> int:
+    """Mandate cancelled: debits not yet sent (planned) are cancelled."""
+    with connection.cursor() as cur:
+        cur.execute("UPDATE servicing_debit SET status = 'cancelled', updated_at = now() "
+                    "WHERE mandate_id = %s AND status = 'planned'", [mandate.pk])
+        return cur.rowcount
+
+
+def after_payment(payment) -> int:
+    """A payment was posted: a planned debit of the loan is cancelled when nothing is left due, or lowered
+    to what is still due (a debit already submitted is left alone: if it also succeeds, the surplus goes
+    to the credit balance)."""
+    if payment.channel == "bank":
+        return 0
+    with connection.cursor() as cur:
+        cur.execute(f"""
+            WITH owed AS (
+                SELECT d.id, (SELECT COALESCE(SUM({OUTSTANDING_SQL}), 0) FROM servicing_instalment i
+                               WHERE i.loan_id = d.loan_id AND i.status IN ('pending', 'partially_paid', 'overdue')
+                                 AND i.due_date <= d.due_date) - l.credit_balance AS amount
+                  FROM servicing_debit d JOIN servicing_loan l ON l.id = d.loan_id
+                 WHERE d.loan_id = %s AND d.status = 'planned')
+            UPDATE servicing_debit d
+               SET status = CASE WHEN o.amount <= 0 THEN 'cancelled' ELSE d.status END,
+                   amount = CASE WHEN o.amount > 0 AND o.amount < d.amount THEN o.amount ELSE d.amount END,
+                   updated_at = now()
+              FROM owed o WHERE d.id = o.id AND (o.amount <= 0 OR o.amount < d.amount)""", [payment.loan_id])
+        return cur.rowcount
+
+
+def settlement_blockers(loan) -> list[str]:
+    blockers = []
+    with connection.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM servicing_debit WHERE loan_id = %s "
+                    "AND status IN ('planned', 'submitted', 'unknown')", [loan.pk])
+        if cur.fetchone()[0]:
+            blockers.append("a debit is in flight or its result is unknown")
+        cur.execute("SELECT COUNT(*) FROM servicing_reconciliationexception WHERE loan_id = %s AND status = 'open'",
+                    [loan.pk])
+        if cur.fetchone()[0]:
+            blockers.append("a reconciliation exception is open")
+    return blockers

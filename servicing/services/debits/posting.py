@@ -1,0 +1,200 @@
+"""Posting succeeded debits as payments through the bank clearing account, set-based.
+
+The waterfall of servicing.domain.allocation (oldest instalment first, the product's component order,
+the rest to credit balance) is done in one SQL statement for a whole chunk of debits, writing the same
+rows the per-loan `post_payment` writes: journal entry + lines, payment, allocations, instalments, loan.
+
+A loan takes the set-based path only when nothing needs to be brought to the value date first (every
+instalment due by then is billed and no penalty can be pending); every other loan goes through the
+per-loan service `servicing.services.payments.post_payment`. Both are idempotent on the payment
+reference (= the debit reference), so re-running a chunk never posts twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.db import connection
+
+from servicing.domain.money import ZERO
+from servicing.models import Debit, Loan
+from servicing.models.ledger import Account, EntryKind
+from servicing.models.loans import LoanStatus
+from servicing.services.ledger import Leg, post_entry
+
+logger = logging.getLogger(__name__)
+
+ELIGIBLE_SQL = """
+CREATE TEMP TABLE _pay ON COMMIT DROP AS
+SELECT a.debit_id, a.loan_id, a.amount, a.value_date, a.reference,
+       (l.status IN ('active', 'overdue') AND a.value_date >= l.disbursed_on
+        AND NOT EXISTS (
+            SELECT 1 FROM servicing_instalment i
+             WHERE i.loan_id = a.loan_id AND i.status <> 'superseded' AND i.due_date <= a.value_date
+               AND (NOT i.billed
+                    OR (i.status <> 'paid' AND i.due_date + pr.grace_days < a.value_date
+                        AND GREATEST(COALESCE(i.penalty_accrued_through, i.due_date), i.due_date)
+                            < a.value_date - 1)))
+        AND row_number() OVER (PARTITION BY a.loan_id ORDER BY a.debit_id) = 1) AS fast
+  FROM {source} a
+  JOIN servicing_loan l ON l.id = a.loan_id
+  JOIN servicing_loanproduct pr ON pr.id = l.product_id
+ WHERE NOT EXISTS (SELECT 1 FROM servicing_payment p WHERE p.reference = a.reference)
+"""
+
+ALLOC_SQL = """
+CREATE TEMP TABLE _alloc ON COMMIT DROP AS
+WITH comps AS (
+    SELECT p.debit_id, p.loan_id, p.amount, i.id AS inst_id, i.due_date, c.ord, trim(c.name) AS component,
+           CASE trim(c.name)
+               WHEN 'penalty' THEN i.penalty_accrued - i.penalty_paid - i.penalty_waived
+               WHEN 'compound' THEN i.compound_accrued - i.compound_paid - i.compound_waived
+               WHEN 'fee' THEN i.fee_due - i.fee_paid - i.fee_waived
+               WHEN 'interest' THEN i.interest_due - i.interest_paid - i.interest_waived
+               WHEN 'principal' THEN i.principal_due - i.principal_paid - i.principal_waived
+           END AS owed
+      FROM _pay p
+      JOIN servicing_loan l ON l.id = p.loan_id
+      JOIN servicing_loanproduct pr ON pr.id = l.product_id
+      JOIN servicing_instalment i ON i.loan_id = p.loan_id AND i.status <> 'superseded'
+                                 AND i.due_date <= p.value_date AND i.billed
+     CROSS JOIN LATERAL unnest(string_to_array(pr.allocation_order, ',')) WITH ORDINALITY AS c(name, ord)
+     WHERE p.fast
+), running AS (
+    SELECT *, SUM(owed) OVER (PARTITION BY debit_id ORDER BY due_date, inst_id, ord
+                              ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - owed AS before
+      FROM comps WHERE owed > 0
+)
+SELECT debit_id, loan_id, inst_id, component, LEAST(owed, amount - before) AS amt
+  FROM running WHERE amount - before > 0
+"""
+
+POST_SQL = [
+    """CREATE TEMP TABLE _paysum ON COMMIT DROP AS
+       SELECT p.debit_id, p.loan_id, p.amount, p.value_date, p.reference, COALESCE(a.applied, 0) AS applied
+         FROM _pay p LEFT JOIN (SELECT debit_id, SUM(amt) AS applied FROM _alloc GROUP BY debit_id) a
+              ON a.debit_id = p.debit_id
+        WHERE p.fast""",
+    "ANALYZE _paysum",
+    """CREATE TEMP TABLE _ent (id bigint, idempotency_key text) ON COMMIT DROP""",
+    """WITH ins AS (
+           INSERT INTO servicing_journalentry (kind, loan_id, value_date, idempotency_key, memo, created_at)
+           SELECT 'payment', s.loan_id, s.value_date, 'payment:' || s.reference, 'bank payment ' || s.reference, now()
+             FROM _paysum s
+           RETURNING id, idempotency_key)
+       INSERT INTO _ent SELECT id, idempotency_key FROM ins""",
+    """INSERT INTO servicing_journalline (entry_id, loan_id, account, amount)
+       SELECT e.id, s.loan_id, x.account, x.amount
+         FROM _paysum s JOIN _ent e ON e.idempotency_key = 'payment:' || s.reference
+        CROSS JOIN LATERAL (VALUES ('clearing_bank', s.amount), ('credit_balance', s.applied - s.amount))
+              AS x(account, amount)
+        WHERE x.amount <> 0
+       UNION ALL
+       SELECT e.id, s.loan_id, a.component || '_receivable', -SUM(a.amt)
+         FROM _alloc a JOIN _paysum s ON s.debit_id = a.debit_id
+         JOIN _ent e ON e.idempotency_key = 'payment:' || s.reference
+        GROUP BY e.id, s.loan_id, a.component""",
+    """CREATE TEMP TABLE _pmt (id bigint, reference text, debit_id bigint) ON COMMIT DROP""",
+    """WITH ins AS (
+           INSERT INTO servicing_payment (reference, loan_id, channel, amount, value_date, prepay_mode,
+                                          applied_amount, credited_amount, entry_id, reversed, created_at, note)
+           SELECT s.reference, s.loan_id, 'bank', s.amount, s.value_date, '', s.applied, s.amount - s.applied,
+                  e.id, false, now(), 'auto-debit'
+             FROM _paysum s JOIN _ent e ON e.idempotency_key = 'payment:' || s.reference
+           RETURNING id, reference)
+       INSERT INTO _pmt SELECT ins.id, ins.reference, s.debit_id FROM ins JOIN _paysum s ON s.reference = ins.reference""",
+    """INSERT INTO servicing_allocation (entry_id, payment_id, instalment_id, component, amount)
+       SELECT e.id, pm.id, a.inst_id, a.component, a.amt
+         FROM _alloc a JOIN _pmt pm ON pm.debit_id = a.debit_id
+         JOIN _ent e ON e.idempotency_key = 'payment:' || pm.reference""",
+    """CREATE TEMP TABLE _instpaid ON COMMIT DROP AS
+           SELECT a.inst_id, MAX(s.value_date) AS vd,
+                  COALESCE(SUM(a.amt) FILTER (WHERE a.component = 'principal'), 0) AS p,
+                  COALESCE(SUM(a.amt) FILTER (WHERE a.component = 'interest'), 0) AS i,
+                  COALESCE(SUM(a.amt) FILTER (WHERE a.component = 'fee'), 0) AS f,
+                  COALESCE(SUM(a.amt) FILTER (WHERE a.component = 'penalty'), 0) AS pe,
+                  COALESCE(SUM(a.amt) FILTER (WHERE a.component = 'compound'), 0) AS c,
+                  SUM(a.amt) AS total
+             FROM _alloc a JOIN _paysum s ON s.debit_id = a.debit_id GROUP BY a.inst_id""",
+    "ANALYZE _instpaid",
+    """UPDATE servicing_instalment i
+          SET principal_paid = i.principal_paid + x.p, interest_paid = i.interest_paid + x.i,
+              fee_paid = i.fee_paid + x.f, penalty_paid = i.penalty_paid + x.pe,
+              compound_paid = i.compound_paid + x.c,
+              status = CASE WHEN {out} - x.total = 0 THEN 'paid'
+                            WHEN i.due_date < x.vd THEN 'overdue'
+                            WHEN i.principal_paid + i.interest_paid + i.fee_paid + i.penalty_paid
+                                 + i.compound_paid + x.total > 0 THEN 'partially_paid'
+                            ELSE 'pending' END,
+              paid_on = CASE WHEN {out} - x.total = 0 THEN x.vd ELSE i.paid_on END
+         FROM _instpaid x WHERE i.id = x.inst_id""",
+    """WITH s AS (SELECT loan_id, MAX(value_date) AS vd, SUM(amount - applied) AS credit
+                   FROM _paysum GROUP BY loan_id),
+            o AS (SELECT i.loan_id, MIN(i.due_date) AS oldest FROM servicing_instalment i
+                   WHERE i.status = 'overdue' AND i.loan_id IN (SELECT loan_id FROM s) GROUP BY i.loan_id),
+            od AS (SELECT s.loan_id, s.vd, s.credit, GREATEST(COALESCE(s.vd - o.oldest, 0), 0) AS dpd
+                     FROM s LEFT JOIN o ON o.loan_id = s.loan_id)
+       UPDATE servicing_loan l
+          SET credit_balance = l.credit_balance + od.credit, dpd = od.dpd,
+              status = CASE WHEN od.dpd > 0 THEN 'overdue' ELSE 'active' END
+         FROM od WHERE l.id = od.loan_id""",
+    """UPDATE servicing_debit d SET payment_id = pm.id FROM _pmt pm WHERE d.id = pm.debit_id""",
+    """INSERT INTO servicing_auditlog (at, actor_label, action, object_type, object_id, reason, data)
+       SELECT now(), 'system', 'payment.posted', 'servicing.payment', pm.id::text, '',
+              jsonb_build_object('amount', s.amount::text, 'channel', 'bank', 'prepay', '', 'debit', s.reference)
+         FROM _pmt pm JOIN _paysum s ON s.debit_id = pm.debit_id""",
+]
+
+OUT_SQL = ("(i.principal_due + i.interest_due + i.fee_due + i.penalty_accrued + i.compound_accrued"
+           " - i.principal_paid - i.interest_paid - i.fee_paid - i.penalty_paid - i.compound_paid"
+           " - i.principal_waived - i.interest_waived - i.fee_waived - i.penalty_waived - i.compound_waived)")
+
+
+def post_succeeded_debits(source: str) -> dict:
+    """Post payments for the succeeded debits in temp table `source`.
+
+    `source` has columns (debit_id, loan_id, amount, value_date, reference). Returns counts and the ids of
+    the payments created (for receipts).
+    """
+    timings = []
+    with connection.cursor() as cur:
+        for sql in [ELIGIBLE_SQL.format(source=source), "ANALYZE _pay", ALLOC_SQL, "ANALYZE _alloc", *(s.replace("{out}", OUT_SQL) for s in POST_SQL)]:
+            t0 = time.perf_counter()
+            cur.execute(sql)
+            timings.append(round(time.perf_counter() - t0, 3))
+        logger.info("set-based posting timings per statement: %s", timings)
+        cur.execute("SELECT id FROM _pmt")
+        fast_ids = [r[0] for r in cur.fetchall()]
+        cur.execute("""SELECT DISTINCT s.loan_id FROM _paysum s
+                        WHERE NOT EXISTS (SELECT 1 FROM servicing_instalment i WHERE i.loan_id = s.loan_id
+                                           AND i.status IN ('pending', 'partially_paid', 'overdue'))""")
+        settle_ids = [r[0] for r in cur.fetchall()]
+        cur.execute("SELECT debit_id FROM _pay WHERE NOT fast")
+        slow = [r[0] for r in cur.fetchall()]
+        cur.execute("DROP TABLE _pay, _alloc, _paysum, _ent, _pmt, _instpaid")
+    from servicing.services.payments import settle_if_paid
+
+    for loan in Loan.objects.filter(pk__in=settle_ids):
+        settle_if_paid(loan)
+    slow_ids = [post_debit_payment(debit).pk for debit in Debit.objects.filter(pk__in=slow).select_related("loan")]
+    return {"fast": len(fast_ids), "slow": len(slow_ids), "payment_ids": fast_ids + slow_ids}
+
+
+def post_debit_payment(debit: Debit):
+    """Per-loan path: post one succeeded debit through the payment service (money taken is never lost:
+    on a loan already settled it becomes a refund to pay out)."""
+    from servicing.services.payments import post_payment
+
+    value_date = debit.settled_on or debit.batch.business_date
+    result = post_payment(loan=debit.loan, amount=debit.amount, channel="bank", value_date=value_date,
+                          reference=debit.reference, note="auto-debit", allow_settled=True)
+    Debit.objects.filter(pk=debit.pk).update(payment=result.payment)
+    loan = Loan.objects.get(pk=debit.loan_id)
+    if result.created and loan.status in (LoanStatus.SETTLED, LoanStatus.WRITTEN_OFF) and loan.credit_balance > ZERO:
+        post_entry(kind=EntryKind.REFUND, key=f"refund:debit:{debit.pk}", value_date=value_date, loan=loan,
+                   memo=f"debit {debit.reference} on a settled loan, to refund",
+                   legs=[Leg(Account.CREDIT_BALANCE, loan.credit_balance),
+                         Leg(Account.REFUND_PAYABLE, -loan.credit_balance)])
+        Loan.objects.filter(pk=loan.pk).update(credit_balance=ZERO)
+    return result.payment

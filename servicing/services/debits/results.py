@@ -1,0 +1,473 @@
+"""Importing a bank result file (回盘): once per file, structure all-or-nothing, content row by row.
+
+One service for the command, the admin upload (with a dry-run preview) and the API:
+:func:`import_debit_results`.
+
+1. The file is kept under MEDIA_ROOT/debit_results/ and identified by its SHA-256: a file already
+   processed answers ``already_imported`` and changes nothing.
+2. It is decoded with the profile's encoding and streamed through COPY into an UNLOGGED staging table
+   (bounded memory whatever its size). Undecodable bytes, a header that is not the profile's, or a
+   reference belonging to another channel reject the whole file (exit 3): nothing is applied.
+3. Validation is set-based: each row is classified in SQL (garbage amount, unknown status word,
+   duplicate reference, unknown reference, amount mismatch, result contradicting a final outcome) and bad
+   rows become reconciliation exceptions with their line number, raw text and reason.
+4. Good rows are applied in chunks, each chunk one transaction: conditional debit updates (a debit already
+   final with the same outcome is left alone, so a re-run after a crash re-applies nothing), attempts,
+   payments (set-based, see posting.py) and failure actions (failures.py).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pghistory
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from servicing.models import Channel, DebitBatch, ResultFile
+from servicing.models.debits import BatchStatus, ResultFileStatus
+from servicing.services import audit
+
+from .failures import Failure, apply_failures
+from .faults import fault
+from .policy import CATEGORIES
+from .posting import post_succeeded_debits
+from .profiles import FileLayout, ProfileError, result_layout
+
+FAILED_CATEGORIES = [c for c in CATEGORIES if c not in ("unknown", "debited_not_posted")]
+MAX_ERRORS_LISTED = 200
+
+
+class ResultFileRejected(ValueError):
+    """The file's structure is wrong: nothing was applied."""
+
+
+class _Rollback(Exception):
+    pass
+
+
+def _chunk_size() -> int:
+    return int(os.environ.get("REPAYDESK_IMPORT_CHUNK") or settings.REPAYDESK.get("IMPORT_CHUNK", 20000))
+
+
+def _store(source: str | Path | bytes, name: str | None) -> tuple[Path, str, str, int]:
+    """Keep the file under MEDIA_ROOT/debit_results; return (path, sha256, name, size)."""
+    folder = Path(settings.MEDIA_ROOT) / "debit_results"
+    folder.mkdir(parents=True, exist_ok=True)
+    sha = hashlib.sha256()
+    if isinstance(source, bytes | bytearray):
+        sha.update(source)
+        digest = sha.hexdigest()
+        name = name or f"{digest[:12]}.txt"
+        path = folder / f"{digest}_{Path(name).name}"
+        if not path.exists():
+            path.write_bytes(source)
+        return path, digest, name, len(source)
+    src = Path(source)
+    with open(src, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            sha.update(block)
+    digest = sha.hexdigest()
+    name = name or src.name
+    path = folder / f"{digest}_{Path(name).name}"
+    if not path.exists():
+        tmp = path.with_name(path.name + ".part")
+        with open(src, "rb") as fin, open(tmp, "wb") as fout:
+            for block in iter(lambda: fin.read(1 << 20), b""):
+                fout.write(block)
+        os.replace(tmp, path)
+    return path, digest, name, src.stat().st_size
+
+
+def _first_undecodable_line(path: Path, encoding: str) -> int:
+    with open(path, "rb") as fh:
+        for n, raw in enumerate(fh, start=1):
+            try:
+                raw.decode(encoding)
+            except UnicodeDecodeError:
+                return n
+    return 0
+
+
+def _stage(path: Path, layout: FileLayout, table: str) -> int:
+    """Stream the file into the staging table; returns rows staged. Raises ResultFileRejected."""
+    ncols = len(layout.columns)
+    trailer = (layout.trailer or {}).get("prefix")
+    fields = layout.fields
+    with connection.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {table}")
+        cur.execute(f"""CREATE UNLOGGED TABLE {table} (
+            line_no integer, raw text, err text, reference text, amount text, status text, code text,
+            message text, settled_on text, channel_txn_id text, account_no text)""")
+    cols = ["line_no", "raw", "err", *fields]
+    n = 0
+    try:
+        with open(path, encoding=layout.encoding, errors="strict", newline="") as fh:
+            reader = csv.reader(fh, delimiter=layout.delimiter)
+            header_seen = not layout.header
+            with connection.connection.cursor() as pcur, \
+                    pcur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as copy:
+                for row in reader:
+                    line_no = reader.line_num
+                    if not header_seen:
+                        got = [h.strip() for h in row]
+                        if sorted(got) != sorted(layout.headers):
+                            raise ResultFileRejected(
+                                f"line {line_no}: header {layout.delimiter.join(got)!r} is not the profile's "
+                                f"{layout.delimiter.join(layout.headers)!r}")
+                        order = {h: i for i, h in enumerate(got)}
+                        pos = [order[h] for h in layout.headers]
+                        header_seen = True
+                        continue
+                    if not row or (len(row) == 1 and not row[0].strip()):
+                        continue
+                    if trailer and row[0].startswith(trailer):
+                        continue
+                    raw = layout.delimiter.join(row)
+                    if len(row) != ncols:
+                        copy.write_row((line_no, raw, f"{len(row)} columns instead of {ncols}",
+                                        *([None] * ncols)))
+                    elif layout.header:
+                        copy.write_row((line_no, raw, None, *[row[p].strip() for p in pos]))
+                    else:
+                        copy.write_row((line_no, raw, None, *[v.strip() for v in row]))
+                    n += 1
+                if not header_seen:
+                    raise ResultFileRejected("line 1: the file is empty; the profile expects a header row")
+    except UnicodeDecodeError:
+        line = _first_undecodable_line(path, layout.encoding)
+        raise ResultFileRejected(f"line {line}: bytes that are not {layout.encoding}; "
+                                 f"the file is not in the profile's encoding") from None
+    except csv.Error as exc:
+        raise ResultFileRejected(f"line {reader.line_num}: {exc}") from None
+    return n
+
+
+def _classify_sql(layout: FileLayout, stage: str, table: str) -> str:
+    # a date regex with capture groups in the order of the format's %Y %m %d
+    regex, order, i = "", [], 0
+    fmt = layout.date_format
+    while i < len(fmt):
+        token = fmt[i:i + 2]
+        if token in ("%Y", "%m", "%d"):
+            regex += r"(\d{4})" if token == "%Y" else r"(\d{2})"
+            order.append(token)
+            i += 2
+        else:
+            regex += "\\" + fmt[i] if not fmt[i].isalnum() else fmt[i]
+            i += 1
+    y, m, d = (order.index(t) + 1 for t in ("%Y", "%m", "%d"))
+    amount_regex = r"^\d+$" if layout.amount_unit == "fen" else r"^\d+(\.\d{1,2})?$"
+    amount_expr = "(s.amount::numeric / 100)" if layout.amount_unit == "fen" else "s.amount::numeric"
+    return f"""
+    CREATE UNLOGGED TABLE {table} AS
+    WITH base AS (
+        SELECT s.line_no, s.raw, s.err, s.reference, s.amount AS amount_text, s.status AS raw_status,
+               COALESCE(s.code, '') AS code, COALESCE(s.message, '') AS message,
+               COALESCE(s.channel_txn_id, '') AS channel_txn_id,
+               CASE WHEN s.amount ~ '{amount_regex}' THEN round({amount_expr}, 2) END AS amount,
+               sv.outcome AS status_outcome, cm.category AS code_category, dt.v AS settled_on,
+               d.id AS debit_id, d.loan_id, d.amount AS debit_amount, d.status AS debit_status,
+               b.business_date AS batch_date, b.id AS batch_id,
+               row_number() OVER (PARTITION BY s.reference ORDER BY s.line_no) AS occurrence,
+               min(s.line_no) OVER (PARTITION BY s.reference) AS first_line
+          FROM {stage} s
+          LEFT JOIN unnest(%(sw)s::text[], %(so)s::text[]) AS sv(word, outcome) ON sv.word = s.status
+          LEFT JOIN unnest(%(cc)s::text[], %(cg)s::text[]) AS cm(code, category) ON cm.code = s.code
+          LEFT JOIN LATERAL (
+              SELECT CASE WHEN g IS NULL THEN NULL
+                          WHEN g[{y}]::int BETWEEN 1900 AND 2999 AND g[{m}]::int BETWEEN 1 AND 12
+                               AND g[{d}]::int BETWEEN 1 AND
+                                   extract(day FROM make_date(g[{y}]::int, g[{m}]::int, 1)
+                                                    + interval '1 month - 1 day')::int
+                          THEN make_date(g[{y}]::int, g[{m}]::int, g[{d}]::int) END AS v
+                FROM regexp_match(NULLIF(s.settled_on, ''), '^{regex}$') AS g) dt ON true
+          LEFT JOIN servicing_debit d ON d.reference = s.reference
+          LEFT JOIN servicing_debitbatch b ON b.id = d.batch_id
+    ), outcome AS (
+        SELECT base.*,
+               CASE WHEN code_category = 'debited_not_posted' THEN 'succeeded'
+                    WHEN status_outcome = 'succeeded' THEN 'succeeded'
+                    WHEN status_outcome = 'unknown' OR code_category = 'unknown' THEN 'unknown'
+                    ELSE status_outcome END AS outcome,
+               CASE WHEN code_category = 'debited_not_posted' THEN 'debited_not_posted'
+                    WHEN status_outcome = 'succeeded' THEN 'success'
+                    WHEN status_outcome = 'unknown' OR code_category = 'unknown' THEN 'unknown'
+                    WHEN code_category IS NULL OR code_category = 'success' THEN 'unclassified'
+                    ELSE code_category END AS category
+          FROM base
+    )
+    SELECT o.*,
+           CASE WHEN o.err IS NOT NULL THEN 'bad_row'
+                WHEN COALESCE(o.reference, '') = '' THEN 'bad_row'
+                WHEN o.amount IS NULL THEN 'bad_amount'
+                WHEN o.status_outcome IS NULL THEN 'bad_status'
+                WHEN o.status_outcome = 'succeeded' AND o.code_category IS NOT NULL
+                     AND o.code_category NOT IN ('success', 'debited_not_posted') THEN 'status_code_conflict'
+                WHEN o.occurrence > 1 THEN 'duplicate_reference'
+                WHEN o.debit_id IS NULL THEN 'unknown_reference'
+                WHEN o.amount <> o.debit_amount THEN 'amount_mismatch'
+                WHEN o.debit_status = 'planned' THEN 'not_submitted'
+                WHEN o.debit_status IN ('succeeded', 'returned') AND o.outcome <> 'succeeded' THEN 'contradicts_final'
+                WHEN o.debit_status = 'failed' AND o.outcome <> 'failed' THEN 'contradicts_final'
+                WHEN o.debit_status = 'cancelled' THEN 'contradicts_final'
+           END AS reason_code
+      FROM outcome o
+    """
+
+
+REASON_TEXT_SQL = """
+CASE c.reason_code
+    WHEN 'bad_row' THEN COALESCE(c.err, 'reference is missing')
+    WHEN 'bad_amount' THEN 'amount ''' || COALESCE(c.amount_text, '') || ''' is not a number'
+    WHEN 'bad_status' THEN 'status ''' || COALESCE(c.raw_status, '') || ''' is not a status word of the profile'
+    WHEN 'status_code_conflict' THEN 'status ''' || c.raw_status || ''' contradicts code ''' || c.code || ''''
+    WHEN 'duplicate_reference' THEN 'second result for reference ' || c.reference || ' (first on line '
+                                    || c.first_line || ')'
+    WHEN 'unknown_reference' THEN 'reference ' || c.reference || ' is not a debit we sent'
+    WHEN 'amount_mismatch' THEN 'amount ' || c.amount::text || ' differs from ' || c.debit_amount::text || ' sent'
+    WHEN 'not_submitted' THEN 'debit ' || c.reference || ' was never sent (still planned)'
+    WHEN 'contradicts_final' THEN 'result ' || c.outcome || ' contradicts the final outcome '
+                                  || c.debit_status || ' of ' || c.reference
+END"""
+
+
+def import_debit_results(source: str | Path | bytes, *, channel: Channel, name: str | None = None, user=None,
+                         dry_run: bool = False, business_date: date | None = None) -> dict:
+    """Import a result file for `channel`; returns the summary JSON of contracts.md.
+
+    `dry_run=True` (the admin preview) runs everything and rolls it back. Raises nothing for bad content:
+    structure problems give status ``rejected`` with the reason in ``errors``.
+    """
+    path, sha, name, size = _store(source, name)
+    with connection.cursor() as cur:  # one importer per file at a time; released if the process dies
+        cur.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [f"result-file:{sha}"])
+    try:
+        existing = ResultFile.objects.filter(sha256=sha).first()
+        if existing is not None and existing.status == ResultFileStatus.PROCESSED:
+            return {**existing.summary, "status": "already_imported"}
+        if dry_run:
+            try:
+                with transaction.atomic():
+                    summary = _run(path, sha, name, size, channel, user, business_date, existing)
+                    raise _Rollback
+            except _Rollback:
+                pass
+            return {**summary, "dry_run": True}
+        return _run(path, sha, name, size, channel, user, business_date, existing)
+    finally:
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [f"result-file:{sha}"])
+
+
+def _empty_summary(status: str) -> dict:
+    return {"status": status, "rows": 0, "succeeded": 0, "succeeded_amount": "0.00",
+            "failed": dict.fromkeys(FAILED_CATEGORIES, 0), "unknown": 0, "exceptions": 0,
+            "unmapped_codes": [], "control_total_ok": False, "errors": []}
+
+
+def _run(path, sha, name, size, channel, user, business_date, existing) -> dict:
+    if existing is None:
+        rf = ResultFile.objects.create(sha256=sha, channel=channel, name=name[:255], path=str(path), size=size,
+                                       imported_by=user if getattr(user, "is_authenticated", False) else None,
+                                       business_date=business_date)
+    else:
+        rf = existing
+        ResultFile.objects.filter(pk=rf.pk).update(status=ResultFileStatus.PROCESSING, channel=channel)
+    stage, table = f"stg_rf_{rf.pk}", f"stgc_rf_{rf.pk}"
+    try:
+        try:
+            layout = result_layout(channel)
+        except ProfileError as exc:
+            raise ResultFileRejected(f"profile of channel {channel.code}: {exc}") from exc
+        with transaction.atomic():  # a rejection mid-COPY rolls back to here, not the caller's transaction
+            _stage(path, layout, stage)
+        summary = _process(rf, channel, layout, stage, table, business_date, user)
+    except ResultFileRejected as exc:
+        summary = _empty_summary("rejected")
+        summary["errors"] = [str(exc)]
+        ResultFile.objects.filter(pk=rf.pk).update(status=ResultFileStatus.REJECTED, reject_reason=str(exc),
+                                                   summary=summary, finished_at=timezone.now())
+        audit.record("result_file.rejected", rf, actor=user, reason=str(exc))
+    finally:
+        with connection.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {stage}, {table}")
+    return summary
+
+
+def _process(rf, channel, layout, stage, table, business_date, user) -> dict:
+    profile = channel.profile["result_file"]
+    statuses = profile.get("status_values", {})
+    codes = profile.get("codes", {})
+    params = {"sw": list(statuses), "so": list(statuses.values()), "cc": list(codes), "cg": list(codes.values())}
+    with connection.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {table}")  # left behind by a killed run
+        cur.execute(_classify_sql(layout, stage, table), params)
+        cur.execute(f"CREATE INDEX ON {table} (line_no)")
+        cur.execute(f"""SELECT c.line_no, c.reference, ch.code FROM {table} c
+                          JOIN servicing_debitbatch b ON b.id = c.batch_id
+                          JOIN servicing_channel ch ON ch.id = b.channel_id
+                         WHERE b.channel_id <> %s ORDER BY c.line_no LIMIT 1""", [channel.pk])
+        other = cur.fetchone()
+        if other:
+            raise ResultFileRejected(f"line {other[0]}: reference {other[1]} is a debit of channel {other[2]}, "
+                                     f"not {channel.code}: wrong channel for this file")
+        cur.execute(f"ANALYZE {table}")
+        # exceptions for bad rows (idempotent per file line)
+        cur.execute(f"""
+            INSERT INTO servicing_reconciliationexception (result_file_id, debit_id, loan_id, line_no, raw_text,
+                                                           reason_code, reason, status, resolution_note, created_at)
+            SELECT %s, c.debit_id, c.loan_id, c.line_no, c.raw, c.reason_code, left({REASON_TEXT_SQL}, 300),
+                   'open', '', now()
+              FROM {table} c WHERE c.reason_code IS NOT NULL
+            ON CONFLICT (result_file_id, line_no) WHERE result_file_id IS NOT NULL DO NOTHING""", [rf.pk])
+        cur.execute(f"SELECT COALESCE(MAX(line_no), 0) FROM {table}")
+        (max_line,) = cur.fetchone()
+
+    size = _chunk_size()
+    chunk_no = 0
+    for start in range(0, max_line + 1, size):
+        # a pghistory context: attribution for the audit events, and the triggers need not look one up per row
+        with transaction.atomic(), pghistory.context(source="import_debit_results", result_file=rf.pk):
+            _apply_chunk(rf, table, start, start + size - 1, business_date)
+        chunk_no += 1
+        fault("import_chunk", chunk_no)
+
+    summary = _summary(table, channel)
+    batch_ids = summary.pop("_batch_ids")
+    with transaction.atomic():
+        from .incidents import detect_incidents
+
+        summary["incidents"] = detect_incidents(batch_ids, result_file=rf)
+        DebitBatch.objects.filter(pk__in=batch_ids, status=BatchStatus.EXPORTED).update(
+            status=BatchStatus.RESULTS_IMPORTED)
+        ResultFile.objects.filter(pk=rf.pk).update(
+            status=ResultFileStatus.PROCESSED, summary=summary, finished_at=timezone.now(),
+            business_date=business_date or _max_batch_date(batch_ids))
+        audit.record("result_file.imported", rf, actor=user, rows=summary["rows"],
+                     succeeded=summary["succeeded"], exceptions=summary["exceptions"])
+    return summary
+
+
+def _max_batch_date(batch_ids):
+    from django.db.models import Max
+
+    return DebitBatch.objects.filter(pk__in=batch_ids).aggregate(d=Max("business_date"))["d"]
+
+
+def _apply_chunk(rf: ResultFile, table: str, lo: int, hi: int, business_date: date | None) -> None:
+    with connection.cursor() as cur:
+        # ignore no trigger ('{}'), but have the setting defined: pgtrigger's per-row check then needs no
+        # exception handler (a subtransaction per row) to find it missing
+        cur.execute("SELECT set_config('pgtrigger.ignore', '{}', true)")
+        cur.execute("CREATE TEMP TABLE _applied (debit_id bigint, loan_id bigint, amount numeric, value_date date, "
+                    "reference text, outcome text, category text, line_no int, failed_on date) ON COMMIT DROP")
+        cur.execute(f"""
+            WITH upd AS (
+                UPDATE servicing_debit d
+                   SET status = c.outcome, category = c.category, result_code = left(c.code, 20),
+                       result_message = left(c.message, 200), settled_on = c.settled_on,
+                       channel_txn_id = left(c.channel_txn_id, 64), updated_at = now()
+                  FROM {table} c
+                 WHERE c.line_no BETWEEN %(lo)s AND %(hi)s AND c.reason_code IS NULL AND d.id = c.debit_id
+                   AND d.status IN ('submitted', 'unknown')
+                RETURNING d.id, d.loan_id, d.amount, COALESCE(c.settled_on, c.batch_date) AS value_date,
+                          d.reference, c.outcome, c.category, c.line_no, c.batch_date)
+            INSERT INTO _applied SELECT * FROM upd""", {"lo": lo, "hi": hi})
+        cur.execute("""
+            INSERT INTO servicing_debitattempt (debit_id, result_file_id, line_no, business_date, outcome, raw_status,
+                                                raw_code, raw_message, category, action, amount, created_at)
+            SELECT a.debit_id, %(rf)s, a.line_no, COALESCE(%(bd)s, a.failed_on), a.outcome,
+                   left(COALESCE(c.raw_status, ''), 40), left(c.code, 20), left(c.message, 200), a.category,
+                   CASE a.outcome WHEN 'succeeded' THEN 'posted as paid' WHEN 'unknown' THEN 'await result'
+                                  ELSE 'per policy' END,
+                   a.amount, now()
+              FROM _applied a JOIN """ + table + """ c ON c.line_no = a.line_no
+            ON CONFLICT (result_file_id, line_no) DO NOTHING""", {"rf": rf.pk, "bd": business_date})
+        cur.execute("""UPDATE servicing_retrystate r SET status = 'stopped', next_retry_on = NULL, updated_at = now()
+                         FROM _applied a WHERE a.outcome = 'succeeded' AND r.loan_id = a.loan_id
+                          AND r.status IN ('in_flight', 'scheduled')""")
+        cur.execute("SELECT debit_id, category, failed_on, line_no FROM _applied WHERE outcome = 'failed'")
+        failed = [Failure(debit_id=r[0], category=r[1], failed_on=business_date or r[2], line_no=r[3])
+                  for r in cur.fetchall()]
+        cur.execute("CREATE TEMP TABLE _succ ON COMMIT DROP AS SELECT debit_id, loan_id, amount, value_date, reference "
+                    "FROM _applied WHERE outcome = 'succeeded'")
+        cur.execute("ANALYZE _succ")
+    posted = post_succeeded_debits("_succ")
+    apply_failures(failed, result_file_id=rf.pk)
+    if posted["payment_ids"]:
+        ids = posted["payment_ids"]
+        transaction.on_commit(lambda: _send_receipts(ids))
+    with connection.cursor() as cur:
+        cur.execute("DROP TABLE _applied, _succ")
+
+
+def _send_receipts(payment_ids: list[int]) -> None:
+    """payment_receipt notices for debit payments, after the chunk commits: inline for a few, else django-q2
+    tasks of 20k (a receipt costs the outbox several queries; a 1M-row import must not wait for them)."""
+    if len(payment_ids) <= int(settings.REPAYDESK.get("INLINE_RECEIPTS_MAX", 200)):
+        from servicing.tasks import send_payment_receipts
+
+        send_payment_receipts(payment_ids)
+        return
+    from django_q.tasks import async_task
+
+    for i in range(0, len(payment_ids), 20000):
+        async_task("servicing.tasks.send_payment_receipts", payment_ids[i:i + 20000])
+
+
+def _summary(table: str, channel: Channel) -> dict:
+    summary = _empty_summary("processed")
+    codes = channel.profile["result_file"].get("codes", {})
+    with connection.cursor() as cur:
+        cur.execute(f"""SELECT COUNT(*),
+                               COUNT(*) FILTER (WHERE reason_code IS NULL AND outcome = 'succeeded'),
+                               COALESCE(SUM(amount) FILTER (WHERE reason_code IS NULL AND outcome = 'succeeded'), 0),
+                               COUNT(*) FILTER (WHERE reason_code IS NULL AND outcome = 'unknown'),
+                               COUNT(*) FILTER (WHERE reason_code IS NOT NULL)
+                          FROM {table}""")
+        rows, succ, succ_amt, unknown, exc = cur.fetchone()
+        cur.execute(f"""SELECT category, COUNT(*) FROM {table}
+                         WHERE reason_code IS NULL AND outcome = 'failed' GROUP BY category""")
+        for cat, n in cur.fetchall():
+            summary["failed"][cat] = n
+        cur.execute(f"""SELECT DISTINCT code FROM {table}
+                         WHERE reason_code IS NULL AND outcome = 'failed' AND category = 'unclassified'
+                         ORDER BY code""")
+        summary["unmapped_codes"] = [r[0] for r in cur.fetchall() if r[0] not in codes]
+        cur.execute(f"""SELECT c.line_no, {REASON_TEXT_SQL} FROM {table} c WHERE c.reason_code IS NOT NULL
+                         ORDER BY c.line_no LIMIT %s""", [MAX_ERRORS_LISTED])
+        errors = [f"line {n}: {reason}" for n, reason in cur.fetchall()]
+        if exc > MAX_ERRORS_LISTED:
+            errors.append(f"… and {exc - MAX_ERRORS_LISTED} more (see reconciliation exceptions)")
+        cur.execute(f"""SELECT b.id, b.control_count, b.control_amount, COUNT(c.line_no),
+                               COALESCE(SUM(c.amount), 0)
+                          FROM {table} c JOIN servicing_debitbatch b ON b.id = c.batch_id
+                         WHERE c.occurrence = 1 GROUP BY b.id, b.control_count, b.control_amount""")
+        batches = cur.fetchall()
+    summary.update(rows=rows, succeeded=succ, succeeded_amount=f"{Decimal(succ_amt):.2f}", unknown=unknown,
+                   exceptions=exc, errors=errors)
+    summary["control_total_ok"] = bool(batches) and all(
+        n == count and Decimal(s) == Decimal(amount) for _, count, amount, n, s in batches)
+    summary["_batch_ids"] = [b[0] for b in batches]
+    return summary
+
+
+def summary_text(summary: dict) -> str:
+    failed = ", ".join(f"{k} {v}" for k, v in summary.get("failed", {}).items() if v) or "none"
+    out = io.StringIO()
+    out.write(f"{summary['status']}: {summary['rows']} rows; succeeded {summary['succeeded']} "
+              f"({summary['succeeded_amount']}); failed {failed}; unknown {summary['unknown']}; "
+              f"exceptions {summary['exceptions']}; control total {'ok' if summary['control_total_ok'] else 'NOT ok'}")
+    if summary.get("unmapped_codes"):
+        out.write(f"\nunmapped codes: {', '.join(summary['unmapped_codes'])}")
+    for err in summary.get("errors", [])[:20]:
+        out.write(f"\n  {err}")
+    return out.getvalue()

@@ -1,0 +1,366 @@
+"""The auto-debit pipeline end to end: batch, export, result import, failure actions, books."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from servicing.models import (
+    Debit,
+    DebitAttempt,
+    DebitBatch,
+    DebitSkip,
+    Instalment,
+    Payment,
+    ReconciliationException,
+    ResultFile,
+    RetryState,
+)
+from servicing.services.business_day import bill_due_instalments, run_business_day
+from servicing.services.debits.batches import create_debit_batch, export_debit_batch
+from servicing.services.debits.results import import_debit_results
+from servicing.services.verify import verify_books
+
+from .test_debits_support import (  # noqa: F401
+    FIRST_DUE,
+    code_for,
+    debits_of,
+    make_loan,
+    notices_fixture,
+    ref_data_fixture,
+    result_file,
+)
+
+pytestmark = pytest.mark.django_db
+
+STD_CATEGORIES = ["success", "debited_not_posted", "insufficient_funds", "limit_daily_monthly", "limit_single",
+                  "account_state", "identity_mismatch", "mandate_invalid", "card_invalid", "unknown",
+                  "channel_down", "technical", "unclassified"]
+GB_CATEGORIES = ["success", "insufficient_funds", "limit_daily_monthly", "limit_single", "account_state",
+                 "identity_mismatch", "mandate_invalid", "unknown", "channel_down", "unclassified"]
+
+
+def books_ok():
+    bad = [r for r in verify_books() if not r.ok]
+    assert not bad, [(r.name, r.examples) for r in bad]
+
+
+def _rows_for(channel, debits, categories):
+    rows = []
+    for debit, cat in zip(debits, categories, strict=True):
+        if cat == "success":
+            rows.append((debit.reference, debit.amount, "succeeded", code_for(channel, "success"), "成功", FIRST_DUE))
+        elif cat == "debited_not_posted":
+            rows.append((debit.reference, debit.amount, "succeeded", code_for(channel, cat), "扣款成功销账未知",
+                         FIRST_DUE))
+        elif cat == "unknown":
+            rows.append((debit.reference, debit.amount, "unknown", code_for(channel, cat), "处理中", None))
+        elif cat == "unclassified":
+            rows.append((debit.reference, debit.amount, "failed", "ZZ", "其他错误", None))
+        else:
+            rows.append((debit.reference, debit.amount, "failed", code_for(channel, cat), "失败", None))
+    return rows
+
+
+@pytest.mark.parametrize(("code", "categories", "bill_first"), [
+    ("std", STD_CATEGORIES, True),
+    ("example-gb18030", GB_CATEGORIES, False),
+])
+def test_end_to_end_every_category(ref_data, notices, tmp_path, settings, code, categories, bill_first,
+                                   django_capture_on_commit_callbacks):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    channel = ref_data[code]
+    loans = [make_loan(i, channel) for i in range(1, len(categories) + 1)]
+    if bill_first:
+        bill_due_instalments(FIRST_DUE)  # instalments billed: succeeded rows take the set-based path
+
+    result = create_debit_batch(FIRST_DUE, channel)
+    assert result.created and result.count == len(loans)
+    assert create_debit_batch(FIRST_DUE, channel).batch.pk == result.batch.pk  # same date+channel: same batch
+    out = tmp_path / "debit.txt"
+    exported = export_debit_batch(result.batch, out)
+    layout = channel.profile["debit_file"]
+    raw = out.read_bytes()
+    text = raw.decode(layout["encoding"])
+    lines = text.split("\n")
+    assert lines[-1] == "" and len(lines) == len(loans) + 2  # header + one line per debit, no extra lines
+    assert lines[0] == layout["delimiter"].join(c["header"] for c in layout["columns"])
+    if code == "example-gb18030":
+        assert "付款户名" in text and raw.startswith("交易流水号".encode("gb18030"))
+        assert "20261201" in lines[1]
+    batch = DebitBatch.objects.get(pk=result.batch.pk)
+    assert batch.status == "exported" and batch.control_count == len(loans)
+    assert exported["amount"] == f"{batch.control_amount:.2f}"
+    debits = debits_of(batch)
+    assert {d.status for d in debits} == {"submitted"}
+
+    content = result_file(channel, _rows_for(channel, debits, categories))
+    with django_capture_on_commit_callbacks(execute=True):  # receipts go out after each chunk commits
+        summary = import_debit_results(content, channel=channel, name="result.txt")
+    assert summary["status"] == "processed", summary
+    assert summary["rows"] == len(loans) and summary["exceptions"] == 0
+    n_success = sum(1 for c in categories if c in ("success", "debited_not_posted"))
+    assert summary["succeeded"] == n_success
+    assert summary["unknown"] == 1
+    assert summary["unmapped_codes"] == ["ZZ"]
+    assert summary["failed"]["unclassified"] == 1
+    for cat in categories:
+        if cat not in ("success", "debited_not_posted", "unknown"):
+            assert summary["failed"][cat] == 1, cat
+    assert summary["control_total_ok"] is True
+
+    by_cat = {cat: Debit.objects.get(pk=d.pk) for d, cat in zip(debits, categories, strict=True)}
+    for cat, debit in by_cat.items():
+        attempt = DebitAttempt.objects.get(debit=debit)
+        assert attempt.raw_code and attempt.action
+        loan = debit.loan
+        first = Instalment.objects.get(loan=loan, seq=1)
+        if cat in ("success", "debited_not_posted"):
+            assert debit.status == "succeeded" and debit.payment is not None
+            assert debit.payment.channel == "bank" and debit.payment.reference == debit.reference
+            assert first.status == "paid"
+            assert "payment_receipt" in notices.events(loan)
+        elif cat == "unknown":
+            assert debit.status == "unknown" and first.status != "paid"
+            assert not notices.events(loan, "debit_failed")
+        else:
+            assert debit.status == "failed" and debit.category == cat and first.status != "paid"
+
+    d1 = FIRST_DUE + timedelta(days=1)
+    rs = RetryState.objects.get(instalment__loan=by_cat["insufficient_funds"].loan)
+    assert rs.status == "scheduled" and rs.next_retry_on == d1
+    assert DebitAttempt.objects.get(debit=by_cat["insufficient_funds"]).action == f"retry on {d1}"
+    assert notices.events(by_cat["insufficient_funds"].loan) == ["debit_failed"]
+    assert RetryState.objects.get(instalment__loan=by_cat["limit_daily_monthly"].loan).next_retry_on == d1
+    assert RetryState.objects.get(instalment__loan=by_cat["channel_down"].loan).status == "scheduled"
+    for cat in ("limit_single", "unclassified"):
+        assert RetryState.objects.get(instalment__loan=by_cat[cat].loan).status == "stopped"
+        assert notices.events(by_cat[cat].loan) == ["debit_failed"]
+    for cat in ("account_state", "identity_mismatch"):
+        assert by_cat[cat].loan.mandates.get().status == "suspended"
+    m = by_cat["mandate_invalid"].loan.mandates.get()
+    assert m.status == "cancelled" and m.cancel_cause == "bank"
+    assert "mandate_cancelled" in notices.events(by_cat["mandate_invalid"].loan)
+    if "technical" in by_cat:
+        assert not notices.events(by_cat["technical"].loan, "debit_failed")
+        assert by_cat["technical"].loan.mandates.get().status == "active"
+    if "card_invalid" in by_cat:
+        assert by_cat["card_invalid"].loan.mandates.get().status == "cancelled"
+    books_ok()
+
+    # the next day: retries due (insufficient funds, daily limit) are debited; unknown blocks; no second batch
+    nxt = create_debit_batch(d1, channel)
+    retried = {d.loan_id: d for d in debits_of(nxt.batch)}
+    assert by_cat["insufficient_funds"].loan_id in retried
+    assert retried[by_cat["insufficient_funds"].loan_id].kind == "retry"
+    assert retried[by_cat["insufficient_funds"].loan_id].attempt == 1
+    assert by_cat["limit_daily_monthly"].loan_id in retried
+    assert by_cat["unknown"].loan_id not in retried
+    for cat in ("limit_single", "account_state", "mandate_invalid", "success"):
+        assert by_cat[cat].loan_id not in retried
+    books_ok()
+
+
+def test_same_file_twice_and_rejections(ref_data, notices, tmp_path, settings):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    channel = ref_data["std"]
+    loans = [make_loan(i, channel) for i in range(1, 4)]
+    batch = create_debit_batch(FIRST_DUE, channel).batch
+    export_debit_batch(batch, tmp_path / "out.csv")
+    debits = debits_of(batch)
+    rows = _rows_for(channel, debits, ["success", "insufficient_funds", "success"])
+    path = tmp_path / "res.csv"
+    path.write_bytes(result_file(channel, rows))
+
+    # a wrong header: rejected (exit 3), nothing applied, the file kept
+    bad_header = tmp_path / "bad_header.csv"
+    bad_header.write_bytes(result_file(channel, rows, header=["ref", "amount", "status", "code", "message",
+                                                                "settled_on", "channel_txn_id"]))
+    with pytest.raises(CommandError) as exc:
+        call_command("import_debit_results", str(bad_header), "--channel", "std", "--json")
+    assert exc.value.returncode == 3 and "header" in str(exc.value)
+    # undecodable bytes: rejected with the line
+    undecodable = tmp_path / "bad_bytes.csv"
+    undecodable.write_bytes(path.read_bytes() + b"D1,\xff\xfe,SUCCESS,00,x,,\r\n")
+    with pytest.raises(CommandError) as exc:
+        call_command("import_debit_results", str(undecodable), "--channel", "std")
+    assert exc.value.returncode == 3 and "line 5" in str(exc.value)
+    # a GB18030 file given to the std channel is refused too (wrong channel / wrong header)
+    assert not Payment.objects.exists()
+    assert {d.status for d in Debit.objects.all()} == {"submitted"}
+    rejected = ResultFile.objects.filter(status="rejected")
+    assert rejected.count() == 2 and all(Path(r.path).exists() for r in rejected)
+    assert not ReconciliationException.objects.exists()
+
+    first = import_debit_results(path, channel=channel)
+    assert first["status"] == "processed" and first["succeeded"] == 2
+    state = (Payment.objects.count(), DebitAttempt.objects.count(), ReconciliationException.objects.count(),
+             len(notices.calls))
+    again = import_debit_results(path, channel=channel)
+    assert again["status"] == "already_imported"
+    assert (Payment.objects.count(), DebitAttempt.objects.count(), ReconciliationException.objects.count(),
+            len(notices.calls)) == state
+    assert loans
+    books_ok()
+
+
+def test_bad_rows_become_exceptions_good_rows_apply(ref_data, notices, tmp_path, settings):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    channel = ref_data["std"]
+    for i in range(1, 6):
+        make_loan(i, channel)
+    batch = create_debit_batch(FIRST_DUE, channel).batch
+    export_debit_batch(batch, tmp_path / "out.csv")
+    d = debits_of(batch)
+    ok = code_for(channel, "success")
+    rows = [
+        (d[0].reference, d[0].amount, "succeeded", ok, "ok", FIRST_DUE),                      # line 2: good
+        (d[1].reference, d[1].amount + Decimal("1.00"), "succeeded", ok, "ok", FIRST_DUE),  # line 3: amount mismatch
+        ("D20261201-999999999", Decimal("10.00"), "succeeded", ok, "ok", FIRST_DUE),        # line 4: unknown ref
+        (d[2].reference, d[2].amount, "succeeded", ok, "ok", FIRST_DUE),                      # line 5: good
+        (d[2].reference, d[2].amount, "failed", "64", "余额不足", None),                       # line 6: duplicate
+        (d[3].reference, "abc", "succeeded", ok, "ok", FIRST_DUE),                             # line 7: garbage
+        (d[4].reference, d[4].amount, "failed", "64", "余额不足", None),                       # line 8: good
+    ]
+    summary = import_debit_results(result_file(channel, rows), channel=channel)
+    assert summary["status"] == "processed"
+    assert summary["rows"] == 7 and summary["exceptions"] == 4 and summary["succeeded"] == 2
+    assert summary["failed"]["insufficient_funds"] == 1
+    assert summary["control_total_ok"] is False
+    exc = {e.line_no: e for e in ReconciliationException.objects.all()}
+    assert set(exc) == {3, 4, 6, 7}
+    assert exc[3].reason_code == "amount_mismatch" and "differs" in exc[3].reason
+    assert exc[4].reason_code == "unknown_reference"
+    assert exc[6].reason_code == "duplicate_reference" and "line 5" in exc[6].reason
+    assert exc[7].reason_code == "bad_amount" and "'abc'" in exc[7].reason
+    assert exc[7].raw_text.startswith(d[3].reference)
+    assert "line 7: amount 'abc' is not a number" in summary["errors"]
+    statuses = {x.pk: x.status for x in Debit.objects.all()}
+    assert statuses[d[0].pk] == "succeeded" and statuses[d[2].pk] == "succeeded" and statuses[d[4].pk] == "failed"
+    assert statuses[d[1].pk] == "submitted" and statuses[d[3].pk] == "submitted"
+    # a loan with an open exception is not settled while it stands (settlement blocker)
+    from servicing.services.payments import settlement_blockers
+
+    assert "a reconciliation exception is open" in settlement_blockers(d[1].loan)
+    books_ok()
+
+
+def test_unknown_blocks_until_resolved_and_debited_not_posted_is_paid(ref_data, notices, tmp_path, settings):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    channel = ref_data["std"]
+    unknown_loan = make_loan(1, channel)
+    dnp_loan = make_loan(2, channel)
+    batch = create_debit_batch(FIRST_DUE, channel).batch
+    export_debit_batch(batch, tmp_path / "o.csv")
+    d = {x.loan_id: x for x in debits_of(batch)}
+    rows = [(d[unknown_loan.pk].reference, d[unknown_loan.pk].amount, "failed", "99", "状态未明", None),
+            (d[dnp_loan.pk].reference, d[dnp_loan.pk].amount, "succeeded", "74", "扣款成功销账未知", FIRST_DUE)]
+    summary = import_debit_results(result_file(channel, rows), channel=channel)
+    assert summary["unknown"] == 1 and summary["succeeded"] == 1 and summary["failed"]["unclassified"] == 0
+    assert Debit.objects.get(pk=d[unknown_loan.pk].pk).status == "unknown"  # FAILED + unknown code: never failed
+    assert Instalment.objects.get(loan=dnp_loan, seq=1).status == "paid"
+    # days pass; later instalments fall due; the unknown loan is never debited again, with the reason recorded
+    day = FIRST_DUE
+    for _ in range(40):
+        day += timedelta(days=1)
+        create_debit_batch(day, channel)
+        run_business_day(day)
+    assert Debit.objects.filter(loan=unknown_loan).count() == 1
+    assert DebitSkip.objects.filter(loan=unknown_loan, reason="unknown_pending").exists()
+    assert ReconciliationException.objects.filter(debit=d[unknown_loan.pk], reason_code="unknown_unresolved").count() == 1
+    assert not unknown_loan.missed_debits.exists()
+    # the next result file says it succeeded: now it is paid and the loan can be debited again
+    later = [(d[unknown_loan.pk].reference, d[unknown_loan.pk].amount, "succeeded", "00", "成功", FIRST_DUE)]
+    s2 = import_debit_results(result_file(channel, later), channel=channel)
+    assert s2["succeeded"] == 1 and s2["exceptions"] == 0
+    assert Debit.objects.get(pk=d[unknown_loan.pk].pk).status == "succeeded"
+    nxt = day + timedelta(days=1)
+    create_debit_batch(nxt, channel)
+    assert Debit.objects.filter(loan=unknown_loan).count() == 2
+    books_ok()
+
+
+def test_sweep_finds_debit_that_never_happened(ref_data, notices, tmp_path, settings):
+    from servicing.models import MissedDebitException
+    from servicing.services.mandates import cancel_mandate
+
+    channel = ref_data["std"]
+    debited = make_loan(1, channel)
+    cancelled = make_loan(2, channel)
+    self_pay = make_loan(3, channel, mandate=False)
+    cancel_mandate(cancelled.mandates.get(), cause="borrower", reason="self-service", user=None)
+    create_debit_batch(FIRST_DUE, channel)
+    stats = run_business_day(FIRST_DUE)["steps"]["debits"]
+    assert stats["missed"] == 2
+    missed = {m.loan_id: m for m in MissedDebitException.objects.all()}
+    assert missed[cancelled.pk].reason == "mandate_cancelled"
+    assert missed[self_pay.pk].reason == "no_mandate"
+    assert debited.pk not in missed
+    assert notices.events(cancelled, "debit_missed") == ["debit_missed"]
+    ctx = [c for e, lid, _, c in notices.calls if e == "debit_missed" and lid == cancelled.pk][0]
+    assert ctx["amount"] and ctx["pay_by"] and ctx["reason"]
+    # re-running the day changes nothing and tells nobody twice
+    run_business_day(FIRST_DUE)
+    assert MissedDebitException.objects.count() == 2 and len(notices.events(event="debit_missed")) == 2
+
+
+def test_pre_due_check_lists_loans_that_will_not_be_debited(ref_data, notices, settings):
+    from servicing.models import PreDueWarning
+    from servicing.services.mandates import suspend_mandate
+
+    channel = ref_data["std"]
+    settings.REPAYDESK = {**settings.REPAYDESK, "PRE_DUE_DAYS": 3}
+    fine = make_loan(1, channel)
+    suspended = make_loan(2, channel)
+    suspend_mandate(suspended.mandates.get(), reason="frozen")
+    none = make_loan(3, channel, mandate=False)
+    limited = make_loan(4, channel, single_limit=Decimal("500.00"))
+    run_business_day(FIRST_DUE - timedelta(days=3))
+    reasons = {w.loan_id: w.reason for w in PreDueWarning.objects.all()}
+    assert reasons == {suspended.pk: "mandate_suspended", none.pk: "no_active_mandate",
+                       limited.pk: "above_single_limit"}
+    assert fine.pk not in reasons
+    assert notices.events(limited, "pre_debit_reminder") == ["pre_debit_reminder"]
+    # on the due date the over-limit loan is not debited (not split) and the reason is recorded
+    create_debit_batch(FIRST_DUE, channel)
+    assert not Debit.objects.filter(loan=limited).exists()
+    assert DebitSkip.objects.get(loan=limited, business_date=FIRST_DUE).reason == "above_single_limit"
+
+
+def test_active_payment_cancels_planned_debit_and_mandate_cancel_drops_unsent(ref_data, notices):
+    from servicing.services.mandates import cancel_mandate
+    from servicing.services.payments import post_payment
+
+    channel = ref_data["std"]
+    paid = make_loan(1, channel)
+    dropped = make_loan(2, channel)
+    batch = create_debit_batch(FIRST_DUE, channel).batch
+    debit = Debit.objects.get(batch=batch, loan=paid)
+    post_payment(loan=paid, amount=debit.amount, channel="counter", value_date=FIRST_DUE, reference="CTR-1")
+    assert Debit.objects.get(pk=debit.pk).status == "cancelled"
+    cancel_mandate(dropped.mandates.get(), cause="borrower", reason="changed bank")
+    assert Debit.objects.get(batch=batch, loan=dropped).status == "cancelled"
+    books_ok()
+
+
+def test_bank_profile_command_round_trip(ref_data, tmp_path, capsys):
+    import json
+
+    call_command("bank_profile", "export", "example-gb18030")
+    profile = json.loads(capsys.readouterr().out)
+    profile["code"] = "newbank"
+    profile["result_file"]["amount_unit"] = "fen"
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(profile, ensure_ascii=False), encoding="utf-8")
+    call_command("bank_profile", "import", str(path))
+    assert "newbank" in capsys.readouterr().out
+    profile["result_file"]["codes"]["X"] = "no_such_category"
+    path.write_text(json.dumps(profile, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(CommandError) as exc:
+        call_command("bank_profile", "import", str(path))
+    assert exc.value.returncode == 3 and "no_such_category" in str(exc.value)

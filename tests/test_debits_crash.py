@@ -1,0 +1,88 @@
+"""A worker SIGKILLed in the middle of a batch or an import, then re-run: no debit twice, no payment twice or lost.
+
+The commands run as real `manage.py` subprocesses against the test database; REPAYDESK_FAULT makes the
+process SIGKILL itself at a chosen point (after the first committed import chunk; inside the batch insert).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from servicing.models import Channel, Debit, DebitBatch, Payment, ResultFile
+from servicing.services import reference_data
+from servicing.services.debits.batches import export_debit_batch
+from servicing.services.verify import verify_books
+
+from .test_debits_support import FIRST_DUE, debits_of, make_loan, result_file
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _run(args: list[str], tmp_path: Path, **extra) -> subprocess.CompletedProcess:
+    s = connection.settings_dict
+    url = f"postgres://{s['USER'] or 'postgres'}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+    env = {**os.environ, "DATABASE_URL": url, "MEDIA_ROOT": str(tmp_path / "media"), "PYTHONWARNINGS": "ignore",
+           **extra}
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_killed_batch_then_rerun_builds_it_once(tmp_path):
+    reference_data.ensure()
+    channel = Channel.objects.get(code="std")
+    for i in range(1, 6):
+        make_loan(i, channel)
+    killed = _run(["create_debit_batch", "--date", FIRST_DUE.isoformat(), "--channel", "std", "--json"], tmp_path,
+                  REPAYDESK_FAULT="batch_insert:1")
+    assert killed.returncode == -9
+    assert not DebitBatch.objects.exists() and not Debit.objects.exists()  # the transaction died with it
+    again = _run(["create_debit_batch", "--date", FIRST_DUE.isoformat(), "--channel", "std", "--json"], tmp_path)
+    assert again.returncode == 0, again.stderr
+    third = _run(["create_debit_batch", "--date", FIRST_DUE.isoformat(), "--channel", "std", "--json"], tmp_path)
+    assert '"created": false' in third.stdout
+    assert DebitBatch.objects.count() == 1 and Debit.objects.count() == 5
+
+
+def test_killed_import_then_rerun_posts_each_payment_once(tmp_path, settings):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    reference_data.ensure()
+    channel = Channel.objects.get(code="std")
+    for i in range(1, 11):
+        make_loan(i, channel)
+    from servicing.services.debits.batches import create_debit_batch
+
+    batch = create_debit_batch(FIRST_DUE, channel).batch
+    export_debit_batch(batch, tmp_path / "out.csv")
+    debits = debits_of(batch)
+    rows = [(d.reference, d.amount, "succeeded", "00", "成功", FIRST_DUE) if n % 3 else
+            (d.reference, d.amount, "failed", "64", "余额不足", None) for n, d in enumerate(debits)]
+    path = tmp_path / "result.csv"
+    path.write_bytes(result_file(channel, rows))
+    n_success = sum(1 for r in rows if r[2] == "succeeded")
+
+    killed = _run(["import_debit_results", str(path), "--channel", "std", "--json"], tmp_path,
+                  REPAYDESK_FAULT="import_chunk:1", REPAYDESK_IMPORT_CHUNK="4")
+    assert killed.returncode == -9, killed.stderr
+    partial = Payment.objects.count()
+    assert 0 < partial < n_success  # the first chunk committed, the rest did not happen
+    assert ResultFile.objects.get().status == "processing"
+
+    rerun = _run(["import_debit_results", str(path), "--channel", "std", "--json"], tmp_path,
+                 REPAYDESK_IMPORT_CHUNK="4")
+    assert rerun.returncode == 0, rerun.stderr
+    assert '"status": "processed"' in rerun.stdout and f'"succeeded": {n_success}' in rerun.stdout
+    assert Payment.objects.count() == n_success
+    for d in Debit.objects.filter(status="succeeded"):
+        assert Payment.objects.filter(reference=d.reference).count() == 1
+    assert Debit.objects.filter(status="failed").count() == len(rows) - n_success
+    once_more = _run(["import_debit_results", str(path), "--channel", "std", "--json"], tmp_path)
+    assert '"status": "already_imported"' in once_more.stdout
+    assert Payment.objects.count() == n_success
+    assert all(r.ok for r in verify_books()), [(r.name, r.examples) for r in verify_books() if not r.ok]

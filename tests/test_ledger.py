@@ -1,0 +1,173 @@
+"""The ledger's own guarantees: the database refuses unbalanced entries at commit, journal rows are
+append-only, and verify_books catches figures changed behind the services' back."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import ProtectedError
+
+from servicing.models import JournalEntry, JournalLine
+from servicing.services.ledger import Leg, UnbalancedEntry, post_entry, reverse_entry
+from servicing.services.verify import verify_books
+from tests.factories import assert_books_ok, balances, book, inst, pay, seed_reference_data
+
+D = Decimal
+START = date(2026, 1, 10)
+
+
+@pytest.fixture
+def reference(db):
+    return seed_reference_data()
+
+
+def _entry(key: str, loan=None) -> JournalEntry:
+    return JournalEntry.objects.create(kind="payment", loan=loan, value_date=START, idempotency_key=key)
+
+
+# --------------------------------------------------------------------------- balanced at commit
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("legs", [
+    [("clearing_counter", "100.00"), ("credit_balance", "-99.99")],   # off by a fen
+    [("clearing_counter", "100.00")],                                   # one line
+])
+def test_the_database_refuses_an_unbalanced_entry_at_commit(legs):
+    with pytest.raises(IntegrityError, match="journal entry"), transaction.atomic():
+        entry = _entry("raw:unbalanced")
+        for account, amount in legs:
+            JournalLine.objects.create(entry=entry, account=account, amount=D(amount))
+        # inside the transaction the rows are there: the check is deferred to commit
+        assert JournalLine.objects.filter(entry=entry).count() == len(legs)
+    assert not JournalEntry.objects.filter(idempotency_key="raw:unbalanced").exists()
+    assert not JournalLine.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_balanced_raw_entry_commits():
+    with transaction.atomic():
+        entry = _entry("raw:balanced")
+        JournalLine.objects.create(entry=entry, account="clearing_counter", amount=D("100.00"))
+        JournalLine.objects.create(entry=entry, account="credit_balance", amount=D("-100.00"))
+    assert JournalLine.objects.filter(entry__idempotency_key="raw:balanced").count() == 2
+
+
+@pytest.mark.django_db
+def test_a_zero_line_is_refused_by_the_database():
+    entry = _entry("raw:zero")
+    with pytest.raises(IntegrityError, match="journal_line_not_zero"), transaction.atomic():
+        JournalLine.objects.create(entry=entry, account="clearing_counter", amount=D("0"))
+
+
+@pytest.mark.django_db
+def test_post_entry_refuses_unbalanced_legs_before_writing():
+    with pytest.raises(UnbalancedEntry):
+        post_entry(kind="payment", key="svc:1", value_date=START,
+                   legs=[Leg("clearing_counter", D("10")), Leg("credit_balance", D("-9.99"))])
+    assert not JournalEntry.objects.filter(idempotency_key="svc:1").exists()
+
+
+@pytest.mark.django_db
+def test_post_entry_is_idempotent_on_its_key():
+    legs = [Leg("clearing_counter", D("10")), Leg("credit_balance", D("-10"))]
+    first, created = post_entry(kind="payment", key="svc:2", value_date=START, legs=legs)
+    again, created_again = post_entry(kind="payment", key="svc:2", value_date=START, legs=legs)
+    assert (created, created_again, again.pk) == (True, False, first.pk)
+    assert JournalLine.objects.filter(entry=first).count() == 2
+
+
+# --------------------------------------------------------------------------- append-only
+
+
+@pytest.mark.django_db
+def test_journal_lines_and_entries_cannot_be_updated_or_deleted(reference):
+    loan = book("car", "12000", 12, START)
+    entry = JournalEntry.objects.get(loan=loan, kind="disbursement")
+    line = entry.lines.get(account="principal_receivable")
+    attempts = [
+        lambda: JournalLine.objects.filter(pk=line.pk).update(amount=D("1.00")),
+        lambda: JournalLine.objects.filter(pk=line.pk).delete(),
+        lambda: JournalEntry.objects.filter(pk=entry.pk).update(memo="edited"),
+    ]
+    for attempt in attempts:
+        with pytest.raises(DatabaseError, match="Cannot update or delete"), transaction.atomic():
+            attempt()
+    for sql in ("UPDATE servicing_journalline SET amount = amount * 2 WHERE entry_id = %s",
+                "DELETE FROM servicing_journalline WHERE entry_id = %s",
+                "DELETE FROM servicing_journalentry WHERE id = %s"):
+        with pytest.raises(DatabaseError, match="Cannot update or delete"), transaction.atomic(), \
+                connection.cursor() as cur:
+            cur.execute(sql, [entry.pk])
+    with pytest.raises(ProtectedError):  # the ORM refuses before the database is even asked
+        entry.delete()
+    line.refresh_from_db()
+    entry.refresh_from_db()
+    assert (line.amount, entry.memo) == (D("12000.00"), f"disbursement {loan.contract_no}")
+
+
+@pytest.mark.django_db
+def test_a_correction_is_a_reversing_entry(reference):
+    loan = book("car", "12000", 12, START)
+    payment = pay(loan, "50.00", date(2026, 1, 20)).payment  # before anything is due: all credit balance
+    reversal = reverse_entry(payment.entry, value_date=date(2026, 1, 21), memo="posted to the wrong loan")
+    assert reversal.reverses_id == payment.entry_id
+    assert sorted(reversal.lines.values_list("account", "amount")) == [("clearing_counter", D("-50.00")),
+                                                                      ("credit_balance", D("50.00"))]
+    assert balances(loan).get("credit_balance", D("0")) == 0
+    assert reverse_entry(payment.entry, value_date=date(2026, 1, 22), memo="again").pk == reversal.pk
+
+
+# --------------------------------------------------------------------------- verify_books catches tampering
+
+
+def _verify_exit_code() -> int:
+    try:
+        call_command("verify_books")
+    except CommandError as exc:
+        return exc.returncode
+    return 0
+
+
+@pytest.mark.django_db
+def test_verify_books_catches_an_instalment_changed_behind_the_services(reference, capsys):
+    loan = book("car", "12000", 12, START)
+    pay(loan, "500.00", date(2026, 2, 10))
+    assert_books_ok()
+    assert _verify_exit_code() == 0
+    i3 = inst(loan, 3)
+    with connection.cursor() as cur:  # a "quick fix" in SQL: principal marked paid without money or entries
+        cur.execute("UPDATE servicing_instalment SET principal_paid = 100.00 WHERE id = %s", [i3.pk])
+    broken = {r.name: r for r in verify_books() if not r.ok}
+    assert "receivables_match_instalments" in broken
+    assert "allocations_match_paid" in broken
+    assert any(loan.contract_no in row and "principal" in row for row in broken["receivables_match_instalments"].examples)
+    capsys.readouterr()
+    assert _verify_exit_code() == 1
+    out = capsys.readouterr().out
+    assert "BROKEN receivables_match_instalments" in out and loan.contract_no in out
+
+
+@pytest.mark.django_db
+def test_verify_books_catches_a_credit_balance_changed_behind_the_services(reference):
+    loan = book("car", "12000", 12, START)
+    with connection.cursor() as cur:
+        cur.execute("UPDATE servicing_loan SET credit_balance = 10.00 WHERE id = %s", [loan.pk])
+    broken = {r.name for r in verify_books() if not r.ok}
+    assert "receivables_match_instalments" in broken
+    assert _verify_exit_code() == 1
+
+
+@pytest.mark.django_db
+def test_verify_books_catches_a_settled_loan_that_still_owes(reference):
+    loan = book("car", "12000", 12, START)
+    with connection.cursor() as cur:
+        cur.execute("UPDATE servicing_loan SET status = 'settled', settled_on = '2026-02-01' WHERE id = %s",
+                    [loan.pk])
+    assert "settled_loans_owe_nothing" in {r.name for r in verify_books() if not r.ok}
+    assert _verify_exit_code() == 1
