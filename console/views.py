@@ -253,7 +253,8 @@ def promises(request, page):
         return _render(request, page, {"pending": True, "pending_model": "collections_app.PromiseToPay"})
     d = as_of(request)
     qs = Model.objects.filter(status="pending", due_date=d)
-    rows = list(qs.select_related("loan", "loan__borrower").order_by("id")[:200])
+    # walk the partial index (status = pending, due_date): every row has the same date, so no sort
+    rows = list(qs.select_related("loan", "loan__borrower").order_by("due_date")[:LIST_LIMIT])
     data = [[r.loan.contract_no, r.loan.borrower.masked_name, r.amount, r.paid_amount, r.promised_on, r.due_date]
             for r in rows]
     table = (["contract_no", "borrower", "amount", "paid", "promised_on", "due_date"], data)
@@ -266,7 +267,7 @@ def complaints(request, page):
         return _render(request, page, {"pending": True, "pending_model": "collections_app.Complaint"})
     d = as_of(request)
     qs = Model.objects.filter(status="open")
-    rows = list(qs.select_related("loan").order_by("due_on", "id")[:200])
+    rows = list(qs.select_related("loan").order_by("due_on", "id")[:LIST_LIMIT])
     data = [[r.reference, r.loan.contract_no, r.subject, r.filed_on, r.due_on, (r.due_on - d).days] for r in rows]
     table = (["reference", "contract_no", "subject", "filed_on", "due_on", "days_left"], data)
     return _render(request, page, {"as_of": d, "rows": data, "count": capped_count(qs),

@@ -185,7 +185,7 @@ def refresh_dpd(d: date) -> dict:
     """Days past due and loan status from the oldest overdue instalment; cured loans go back to active."""
     overdue = _exec("""
         WITH od AS (SELECT loan_id, MIN(due_date) AS oldest FROM servicing_instalment
-                     WHERE status = 'overdue' GROUP BY loan_id)
+                     WHERE status = 'overdue' AND due_date < %(d)s GROUP BY loan_id)
         UPDATE servicing_loan l SET dpd = %(d)s::date - od.oldest, status = 'overdue'
           FROM od
          WHERE l.id = od.loan_id AND l.status IN ('active', 'overdue')
@@ -193,7 +193,8 @@ def refresh_dpd(d: date) -> dict:
     cured = _exec("""
         UPDATE servicing_loan l SET dpd = 0, status = 'active'
          WHERE l.status = 'overdue'
-           AND NOT EXISTS (SELECT 1 FROM servicing_instalment i WHERE i.loan_id = l.id AND i.status = 'overdue')""",
+           AND NOT EXISTS (SELECT 1 FROM servicing_instalment i WHERE i.loan_id = l.id AND i.status = 'overdue'
+                             AND i.due_date < %(d)s)""",
                   {"d": d})
     return {"overdue_updated": overdue, "cured": cured}
 

@@ -86,7 +86,21 @@ class Command(RepayCommand):
                     continue
                 part.seed(ctx)
             run_business_day(as_of)
+            from console.services.summaries import refresh_all
+
+            refresh_all(as_of)  # the console dashboards read summary tables that workers refresh
+        self._schedules()
         self._print(ctx)
+
+    def _schedules(self) -> None:
+        """The periodic work django-q2 runs: business day and debit cut-offs, notice dispatch, dashboards."""
+        from console.tasks import ensure_schedule as console_schedule
+        from notices.tasks import ensure_schedules as notice_schedules
+        from servicing.tasks import ensure_schedules as servicing_schedules
+
+        servicing_schedules()
+        notice_schedules()
+        console_schedule()
 
     def _staff(self, ctx: DemoContext) -> None:
         User = get_user_model()
@@ -115,7 +129,7 @@ class Command(RepayCommand):
             start = as_of - timedelta(days=rng.randint(35, 400))
             name = rng.choice(SURNAMES) + rng.choice(GIVEN)
             birth = date(rng.randint(1965, 2002), rng.randint(1, 12), rng.randint(1, 28))
-            phone = f"1{rng.choice('3578')}{rng.randint(0, 9)}{i:08d}"
+            phone = f"18{rng.randint(6, 9)}{i:08d}"  # 186–189: other demo parts use 135/137 numbers
             borrower = get_or_create_borrower(name=name, id_number=id_number(rng, birth), phone=phone)
             if borrower.user is None:
                 user = User.objects.create(username=phone, password=password_hash, first_name=name)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 
 from servicing.models import Loan, MissedDebitException, PreDueWarning
 
@@ -141,6 +141,7 @@ def _unknown_cutoff(d: date) -> date:
     return c
 
 
+@transaction.atomic  # its staging table lives until commit: the whole sweep is one transaction
 def sweep(d: date) -> dict:
     from notices.services import events
 
