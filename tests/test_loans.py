@@ -174,9 +174,10 @@ def test_inactive_product_is_refused(reference):
 @pytest.mark.parametrize(("rates", "ok"), [
     ({"annual_rate_pct": D("16.0001"), "penalty_markup_pct": D("50")}, False),
     ({"annual_rate_pct": D("20"), "penalty_markup_pct": D("30")}, False),   # 26 %
-    ({"annual_rate_pct": D("10"), "fee_rate_pct": D("1.0")}, False),        # 15 + 12 = 27 %
+    ({"annual_rate_pct": D("10"), "fee_rate_pct": D("1.0")}, False),        # (10 + 12) × 1.5 = 33 %
     ({"annual_rate_pct": D("16"), "penalty_markup_pct": D("50")}, True),    # 24 %
-    ({"annual_rate_pct": D("0"), "fee_rate_pct": D("2")}, True),            # 24 %
+    ({"annual_rate_pct": D("0"), "fee_rate_pct": D("2")}, False),           # 2 × 12 × 1.5 = 36 %: penalty on the fee
+    ({"annual_rate_pct": D("0"), "fee_rate_pct": D("1.3333")}, True),       # 1.3333 × 12 × 1.5 = 23.9994 %
 ])
 def test_product_table_check_constraint_enforces_the_cap(reference, rates, ok):
     fields = {"code": "probe", "name": "probe", "kind": "car", "schedule_method": "equal_instalment", **rates}

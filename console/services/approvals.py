@@ -40,11 +40,8 @@ def _waive(req: ApprovalRequest, checker) -> dict:
 
 
 def _write_off(req: ApprovalRequest, checker) -> dict:
-    """Adapter: the write-off service is not built yet (servicing.services.writeoffs.write_off)."""
-    try:
-        from servicing.services.writeoffs import write_off
-    except ImportError as exc:
-        raise ApprovalError("action: write-off is pending (servicing.services.writeoffs does not exist yet)") from exc
+    from servicing.services.writeoffs import write_off
+
     result = write_off(loan=req.loan, requested_by=req.requested_by, approved_by=checker, reason=req.reason,
                        value_date=date.fromisoformat(req.payload["value_date"]))
     return {"result": str(result)}

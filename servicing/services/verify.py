@@ -81,6 +81,13 @@ CHECKS: list[tuple[str, str, str]] = [
                        AND j.account IN ('principal_receivable', 'interest_receivable', 'fee_receivable',
                                          'penalty_receivable', 'compound_receivable')
                        GROUP BY j.account HAVING SUM(j.amount) <> 0)) LIMIT 50"""),
+    ("written_off_loans_owe_nothing", "written-off loans have nothing receivable left in the journal", """
+        SELECT l.contract_no, j.account, SUM(j.amount) FROM servicing_loan l
+          JOIN servicing_journalline j ON j.loan_id = l.id
+         WHERE l.status = 'written_off'
+           AND j.account IN ('principal_receivable', 'interest_receivable', 'fee_receivable',
+                             'penalty_receivable', 'compound_receivable', 'credit_balance')
+         GROUP BY l.contract_no, j.account HAVING SUM(j.amount) <> 0 LIMIT 50"""),
     ("paid_status_matches_amounts", "an instalment is 'paid' exactly when nothing of it is outstanding", """
         SELECT l.contract_no, i.seq, i.status FROM servicing_instalment i JOIN servicing_loan l ON l.id = i.loan_id
          WHERE i.status <> 'superseded' AND i.billed AND

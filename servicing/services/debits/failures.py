@@ -42,7 +42,7 @@ def apply_failures(failures: list[Failure], *, result_file_id: int | None = None
     if not failures:
         return {}
     debits = {d.pk: d for d in Debit.objects.filter(pk__in=[f.debit_id for f in failures])
-              .select_related("loan__product", "mandate", "instalment")}
+              .select_related("loan__product", "loan__borrower", "mandate", "instalment")}
     loan_ids = {d.loan_id for d in debits.values()}
     states: dict[int, list[RetryState]] = {}
     for rs in RetryState.objects.filter(loan_id__in=loan_ids, status__in=[RetryStatus.IN_FLIGHT]):
@@ -53,6 +53,10 @@ def apply_failures(failures: list[Failure], *, result_file_id: int | None = None
     actions: dict[int, str] = {}
     from notices.services import events
 
+    from .bulk_notices import bulk_threshold, queue_many
+
+    bulk = len(failures) > bulk_threshold()  # a large import: one insert for all the notices, not notify() each
+    pending_notices: list[tuple] = []
     for f in failures:
         debit = debits[f.debit_id]
         loan = debit.loan
@@ -100,12 +104,17 @@ def apply_failures(failures: list[Failure], *, result_file_id: int | None = None
             url = pay_url(loan)
             next_step = (f"我们将于 {nxt.isoformat()} 再次尝试扣款，您也可以通过 {url} 主动还款" if nxt
                          else f"本期不再自动扣款，请通过 {url} 主动还款，逾期将产生罚息并影响征信")
-            events.notify("debit_failed", loan=loan, obj=debit, on_date=f.failed_on, context={
+            context = {
                 "reason": str(PLAIN_REASON.get(f.category, PLAIN_REASON["unclassified"])),
                 "category": f.category, "amount": f"{debit.amount:,.2f}", "next_step": next_step,
                 "next_retry_on": nxt.isoformat() if nxt else "", "pay_url": url,
-            })
+            }
+            if bulk:
+                pending_notices.append((loan, debit._meta.label_lower, debit.pk, f.failed_on, context))
+            else:
+                events.notify("debit_failed", loan=loan, obj=debit, on_date=f.failed_on, context=context)
         actions[debit.pk] = text
+    queue_many("debit_failed", pending_notices)
     _upsert_states(list(upserts.values()))
     if result_file_id is not None:
         lines = [(f.line_no, actions[f.debit_id]) for f in failures if f.line_no is not None]

@@ -139,7 +139,6 @@ POST_SQL = [
           SET credit_balance = l.credit_balance + od.credit, dpd = od.dpd,
               status = CASE WHEN od.dpd > 0 THEN 'overdue' ELSE 'active' END
          FROM od WHERE l.id = od.loan_id""",
-    """UPDATE servicing_debit d SET payment_id = pm.id FROM _pmt pm WHERE d.id = pm.debit_id""",
     """INSERT INTO servicing_auditlog (at, actor_label, action, object_type, object_id, reason, data)
        SELECT now(), 'system', 'payment.posted', 'servicing.payment', pm.id::text, '',
               jsonb_build_object('amount', s.amount::text, 'channel', 'bank', 'prepay', '', 'debit', s.reference)
@@ -151,11 +150,13 @@ OUT_SQL = ("(i.principal_due + i.interest_due + i.fee_due + i.penalty_accrued + 
            " - i.principal_waived - i.interest_waived - i.fee_waived - i.penalty_waived - i.compound_waived)")
 
 
-def post_succeeded_debits(source: str) -> dict:
+def post_succeeded_debits(source: str, *, before_slow=None) -> dict:
     """Post payments for the succeeded debits in temp table `source`.
 
     `source` has columns (debit_id, loan_id, amount, value_date, reference). Returns counts and the ids of
-    the payments created (for receipts).
+    the payments created (for receipts). `before_slow(cursor)`, if given, runs after the set-based payments
+    (temp table _pmt: id, reference, debit_id) and before the per-loan path; without it, the debits get
+    their payment_id here.
     """
     timings = []
     with connection.cursor() as cur:
@@ -163,6 +164,10 @@ def post_succeeded_debits(source: str) -> dict:
             t0 = time.perf_counter()
             cur.execute(sql)
             timings.append(round(time.perf_counter() - t0, 3))
+        if before_slow is None:
+            cur.execute("UPDATE servicing_debit d SET payment_id = pm.id FROM _pmt pm WHERE d.id = pm.debit_id")
+        else:
+            before_slow(cur)
         logger.info("set-based posting timings per statement: %s", timings)
         cur.execute("SELECT id FROM _pmt")
         fast_ids = [r[0] for r in cur.fetchall()]
@@ -178,7 +183,7 @@ def post_succeeded_debits(source: str) -> dict:
     for loan in Loan.objects.filter(pk__in=settle_ids):
         settle_if_paid(loan)
     slow_ids = [post_debit_payment(debit).pk for debit in Debit.objects.filter(pk__in=slow).select_related("loan")]
-    return {"fast": len(fast_ids), "slow": len(slow_ids), "payment_ids": fast_ids + slow_ids}
+    return {"fast": len(fast_ids), "slow": len(slow_ids), "payment_ids": fast_ids + slow_ids, "fast_ids": fast_ids}
 
 
 def post_debit_payment(debit: Debit):
