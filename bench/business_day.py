@@ -13,7 +13,9 @@
    indexes rebuilt after the load; then VACUUM ANALYZE.
    The book on the date: every loan active with future instalments; ``--overdue-share`` of them with their
    last 1-3 past-due instalments unpaid (not yet billed, not yet marked: the business day catches up);
-   ``--credit-share`` carry a credit balance (挂账); about 1/28 have an instalment due on the date.
+   ``--credit-share`` carry a credit balance (挂账); about 1/28 have an instalment due on the date; every
+   loan has an active std mandate except ``--mandate-gap``; then the day's debit cut-off
+   (create_debit_batch) runs, as the 10:00 task does before the 22:30 business day.
 2. The baseline: a straightforward per-loan ORM loop over ``--naive-sample`` random loans (load the
    instalments, bill what is due via post_entry, mark overdue, accrue penalty with servicing.domain.accrual,
    save each changed instalment and the loan, one transaction per loan), timed and extrapolated to N.
@@ -39,13 +41,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 TABLES = [
+    "servicing_reconciliationexception", "servicing_debitattempt", "servicing_retrystate", "servicing_debitskip",
+    "servicing_misseddebitexception", "servicing_preduewarning", "servicing_incidentloan", "servicing_incident",
+    "servicing_debit", "servicing_debitbatch", "servicing_resultfile",
     "servicing_allocation", "servicing_payment", "servicing_journalline", "servicing_journalentry",
     "servicing_instalment", "servicing_instalmentevent", "servicing_mandate", "servicing_mandateevent",
     "servicing_loan", "servicing_loanevent", "servicing_borrower", "servicing_businessdayrun",
     "servicing_auditlog", "pghistory_context",
 ]
-LOAD_TABLES = ["servicing_borrower", "servicing_loan", "servicing_instalment", "servicing_journalentry",
-               "servicing_journalline", "servicing_payment", "servicing_allocation"]
+LOAD_TABLES = ["servicing_borrower", "servicing_loan", "servicing_instalment", "servicing_mandate",
+               "servicing_journalentry", "servicing_journalline", "servicing_payment", "servicing_allocation"]
+DEBIT_CHANNEL = "std"  # the bundled bank profile every generated mandate debits through
 
 # product code -> (share of loans, principals (yuan), terms (months), methods with weights)
 MIX = {
@@ -103,11 +109,12 @@ def plan_loans(n: int, d: date, overdue_share: float, credit_share: float, seed:
         yield loan_id, code, method, principal, term, disbursed_on, day, unpaid_from, credit
 
 
-def generate(n: int, d: date, overdue_share: float, credit_share: float, seed: int) -> dict:
+def generate(n: int, d: date, overdue_share: float, credit_share: float, seed: int,
+             mandate_gap: float = 0.005) -> dict:
     from django.db import transaction
     from django.utils import timezone
 
-    from servicing.models import LoanProduct
+    from servicing.models import Channel, LoanProduct
     from servicing.services import reference_data
     from servicing.services.loans import loan_schedule
 
@@ -129,6 +136,9 @@ def generate(n: int, d: date, overdue_share: float, credit_share: float, seed: i
         if p.holiday_rule != "none":
             sys.exit(f"bench: product {p.code} has holiday rule {p.holiday_rule}; the generator expands due dates "
                      "as plain months and would not match its schedule")
+    channel = Channel.objects.get(code=DEBIT_CHANNEL)
+    if not all(p.auto_debit for p in products.values()):
+        sys.exit("bench: the generator gives every loan a mandate and expects every product to be auto-debit")
     t = step("truncate + reference data", t)
 
     now = timezone.now()
@@ -222,6 +232,25 @@ def generate(n: int, d: date, overdue_share: float, credit_share: float, seed: i
         rows_total += cur.rowcount
         t = step("disbursement entries + lines", t, 3 * n)
 
+        # 代扣协议: every product debits automatically, so every loan has a mandate on the std channel; a
+        # `mandate_gap` share has none usable (half never signed, half suspended): the debits step's missed-debit
+        # and pre-due paths then see the handful a real book has, not the whole delinquent book
+        gap = int(round(mandate_gap * 10_000))
+        cur.execute("""
+            INSERT INTO servicing_mandate (agreement_no, borrower_id, loan_id, channel_id, account_no, account_name,
+                bank_code, status, signed_at, activated_at, suspended_at, suspend_reason, cancel_cause, cancel_reason)
+            SELECT 'MD' || lpad(x.id::text, 10, '0'), x.borrower_id, x.id, %(ch)s, '6222' || lpad(x.id::text, 12, '0'),
+                   b.name, 'ICBC', CASE WHEN x.h < %(gap)s THEN 'suspended' ELSE 'active' END, now(), now(),
+                   CASE WHEN x.h < %(gap)s THEN now() END,
+                   CASE WHEN x.h < %(gap)s THEN 'bench: account frozen' ELSE '' END, '', ''
+              FROM (SELECT l.id, l.borrower_id, (l.id * 7919) %% 10000 AS h FROM servicing_loan l) x
+              JOIN servicing_borrower b ON b.id = x.borrower_id
+             WHERE x.h >= %(gap)s / 2""", {"ch": channel.pk, "gap": gap})
+        n_mandates = cur.rowcount
+        rows_total += n_mandates
+        stats["mandates"] = n_mandates
+        t = step("mandates", t, n_mandates)
+
         cur.execute("""
             CREATE TEMP TABLE bench_paid ON COMMIT DROP AS
             SELECT l.id AS loan_id, COALESCE(p.principal, 0) AS principal, COALESCE(p.interest, 0) AS interest,
@@ -288,6 +317,15 @@ def generate(n: int, d: date, overdue_share: float, credit_share: float, seed: i
         for table in LOAD_TABLES:
             cur.execute(f"VACUUM (ANALYZE) {table}")
     t = step("VACUUM ANALYZE", t)
+
+    # the day's debit cut-off (10:00, servicing.tasks.debit_cutoff_task) precedes the business day (22:30):
+    # the real create_debit_batch, so the debits step finds today's and the catch-up debits in flight
+    from servicing.services.debits.batches import create_debit_batch
+
+    batch = create_debit_batch(d, channel)
+    stats["debit_batch"] = {"planned": batch.count, "amount": str(batch.amount), **batch.batch.stats}
+    t = step(f"debit cut-off: create_debit_batch ({batch.count:,} debits, setup, not timed in the day)", t,
+             batch.count)
     stats["rows"] = rows_total
     stats["instalments"] = n_inst
     stats["allocations"] = n_alloc
@@ -388,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--loans", type=int, default=100_000)
     ap.add_argument("--overdue-share", type=float, default=0.07)
     ap.add_argument("--credit-share", type=float, default=0.005)
+    ap.add_argument("--mandate-gap", type=float, default=0.005,
+                    help="share of loans without a usable mandate (half none, half suspended)")
     ap.add_argument("--naive-sample", type=int, default=2000)
     ap.add_argument("--date", type=date.fromisoformat, default=date(2026, 6, 15))
     ap.add_argument("--seed", type=int, default=20260615)
@@ -430,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     out: dict = {"loans": n, "date": d.isoformat(), "machine": info, "args": {k: str(v) for k, v in vars(args).items()}}
 
     print("generate:")
-    gen = generate(n, d, args.overdue_share, args.credit_share, args.seed)
+    gen = generate(n, d, args.overdue_share, args.credit_share, args.seed, args.mandate_gap)
     out["generate"] = gen
     print(f"  generated {gen['rows']:,} rows in {gen['seconds']:,.1f} s ({gen['rows'] / gen['seconds']:,.0f} rows/s): "
           f"{gen['instalments']:,} instalments, {gen['allocations']:,} allocations, "
