@@ -90,6 +90,22 @@ def _payment_events(d: date, p: dict) -> int:
         ON CONFLICT (dedupe_key) DO NOTHING""", p)
 
 
+def _debit_failure_events(d: date, p: dict) -> int:
+    """Failed debit attempts of the last week on loans with an open case go on the timeline (once each);
+    the priority score counts them."""
+    return _exec(f"""
+        INSERT INTO collections_app_caseevent (case_id, kind, at, business_date, detail, data, dedupe_key)
+        SELECT c.id, 'debit_failed', %(at)s, a.business_date,
+               a.category || ' ' || a.raw_code || ' ' || LEFT(a.raw_message, 80),
+               jsonb_build_object('amount', a.amount::text, 'category', a.category, 'debit', a.debit_id::text),
+               'debit_failed:' || a.id
+          FROM collections_app_collectioncase c
+          JOIN servicing_debit deb ON deb.loan_id = c.loan_id
+          JOIN servicing_debitattempt a ON a.debit_id = deb.id
+         WHERE c.status IN {OPEN} AND a.outcome = 'failed' AND a.business_date BETWEEN %(week)s AND %(d)s
+        ON CONFLICT (dedupe_key) DO NOTHING""", p)
+
+
 def _hardship(d: date, p: dict) -> dict:
     """Plans and deferrals in force: completed when their instalments are paid, broken on re-default."""
     rows = _rows("""
@@ -550,6 +566,7 @@ def step(d: date) -> dict:
         run("promises", lambda: _promises(d, p))
         run("closed", lambda: _close_cured(d, p))
         run("opened", lambda: _open_new(d, p))
+        run("debit_failure_events", lambda: _debit_failure_events(d, p))  # after opening: today's cases too
         run("updated", lambda: _update_figures(d, p))
         run("pause_changes", lambda: _pauses(d, p))
         run("stages", lambda: _stages(d, p))
