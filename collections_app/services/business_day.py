@@ -14,28 +14,18 @@ import json
 import time as _time
 from datetime import date, datetime, time, timedelta
 
-from django.db import connection, transaction
+from django.db import transaction
 
 from collections_app import rules
 from collections_app.models import StrategyStage
 from servicing.models.loans import LoanProduct
 from servicing.services.accrual import grace_end
+from servicing.sql import execute as _exec
+from servicing.sql import fetch_all as _rows
 
 OPEN = "('open', 'paused')"
 BUCKET_SQL = """CASE WHEN {d} = 0 THEN 'M0' WHEN {d} <= 30 THEN 'M1' WHEN {d} <= 60 THEN 'M2'
                      WHEN {d} <= 90 THEN 'M3' ELSE 'M3+' END"""
-
-
-def _exec(sql: str, params: dict | None = None) -> int:
-    with connection.cursor() as cur:
-        cur.execute(sql, params or {})
-        return cur.rowcount
-
-
-def _rows(sql: str, params: dict | None = None) -> list[tuple]:
-    with connection.cursor() as cur:
-        cur.execute(sql, params or {})
-        return cur.fetchall()
 
 
 # --------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from datetime import date, timedelta
 from django.db import connection, transaction
 
 from console.models import SummaryRefresh
+from servicing.sql import execute as _exec
 
 BUCKETS = ("M0", "M1", "M2", "M3", "M3+", "closed")
 BUCKET_SQL = """CASE WHEN l.status IN ('settled', 'written_off') THEN 5
@@ -34,12 +35,6 @@ def table_exists(table: str) -> bool:
     with connection.cursor() as cur:
         cur.execute("SELECT to_regclass(%s) IS NOT NULL", [table])
         return bool(cur.fetchone()[0])
-
-
-def _exec(sql: str, params: dict | list) -> int:
-    with connection.cursor() as cur:
-        cur.execute(sql, params)
-        return cur.rowcount
 
 
 def _mark(name: str, as_of: date, started: float, **stats) -> dict:

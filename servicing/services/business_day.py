@@ -18,14 +18,9 @@ from django.utils import timezone
 
 from servicing.models import BusinessDayRun, Loan
 from servicing.models.loans import LoanProduct
+from servicing.sql import execute as _exec
 
 from .accrual import grace_end
-
-
-def _exec(sql: str, params: dict) -> int:
-    with connection.cursor() as cur:
-        cur.execute(sql, params)
-        return cur.rowcount
 
 
 def _stage(sql: str, params: dict, table: str) -> int:

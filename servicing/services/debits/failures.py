@@ -11,7 +11,6 @@ import logging
 from dataclasses import dataclass
 from datetime import date
 
-from django.conf import settings
 from django.db import connection
 
 from servicing.models import Debit, RetryState
@@ -33,8 +32,10 @@ class Failure:
 
 
 def pay_url(loan) -> str:
-    base = settings.REPAYDESK.get("PUBLIC_BASE_URL", "").rstrip("/")
-    return f"{base}/pay/{loan.contract_no}/"
+    """The borrower's pay-now link for this loan, built like every other link in notices."""
+    from notices.conf import conf, public_url
+
+    return public_url(f"{conf('PAY_PATH')}{loan.contract_no}/")
 
 
 def apply_failures(failures: list[Failure], *, result_file_id: int | None = None) -> dict[int, str]:
