@@ -12,6 +12,7 @@ from pathlib import Path
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
@@ -91,6 +92,11 @@ class ResolveUnknownForm(forms.Form):
     note = forms.CharField(max_length=200)
 
 
+class ReturnDebitForm(forms.Form):
+    on_date = forms.DateField(label=_("退回日期"), initial=timezone.localdate)
+    reason = forms.CharField(label=_("银行退回原因"), max_length=200)
+
+
 @admin.register(Debit)
 class DebitAdmin(ReadOnlyAdminMixin, BigTableAdminMixin, admin.ModelAdmin):
     list_display = ("reference", "loan", "due_date", "attempt", "kind", "amount_cny", "status", "category",
@@ -101,28 +107,43 @@ class DebitAdmin(ReadOnlyAdminMixin, BigTableAdminMixin, admin.ModelAdmin):
     raw_id_fields = ("loan", "mandate", "instalment", "payment", "batch")
     inlines = (AttemptInline,)
     amount_cny = money_display("amount", _("金额"))
+    change_form_template = "admin/servicing/debit/change_form.html"
 
     def get_urls(self):
         return [path("<int:pk>/resolve/", self.admin_site.admin_view(self.resolve_view),
-                     name="servicing_debit_resolve"), *super().get_urls()]
+                     name="servicing_debit_resolve"),
+                path("<int:pk>/return/", self.admin_site.admin_view(self.return_view),
+                     name="servicing_debit_return"), *super().get_urls()]
 
-    def resolve_view(self, request, pk):
+    def _resolution_form(self, request, pk, form_class, title, act):
+        """Both resolutions move money: ops or supervisors only, the service does the work and the audit."""
+        if not request.user.has_perm("console.resolve_exception"):
+            raise PermissionDenied
         debit = get_object_or_404(Debit, pk=pk)
-        form = ResolveUnknownForm(request.POST or None)
+        form = form_class(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
-                resolution.resolve_unknown_debit(debit, outcome=form.cleaned_data["outcome"],
-                                                 category=form.cleaned_data["category"],
-                                                 on_date=form.cleaned_data["on_date"],
-                                                 note=form.cleaned_data["note"], user=request.user)
+                act(debit, form.cleaned_data)
             except ValueError as exc:
                 form.add_error(None, str(exc))
             else:
                 messages.success(request, _("已处理"))
                 return HttpResponseRedirect(reverse("admin:servicing_debit_change", args=[pk]))
         return render(request, "admin/servicing/debit_form.html",
-                      {**self.admin_site.each_context(request), "form": form, "debit": debit,
-                       "title": _("处理结果未明的扣款")})
+                      {**self.admin_site.each_context(request), "form": form, "debit": debit, "title": title})
+
+    def resolve_view(self, request, pk):
+        return self._resolution_form(
+            request, pk, ResolveUnknownForm, _("处理结果未明的扣款"),
+            lambda debit, data: resolution.resolve_unknown_debit(
+                debit, outcome=data["outcome"], category=data["category"], on_date=data["on_date"],
+                note=data["note"], user=request.user))
+
+    def return_view(self, request, pk):
+        return self._resolution_form(
+            request, pk, ReturnDebitForm, _("银行退回已成功的扣款（冲正还款）"),
+            lambda debit, data: resolution.return_debit(debit, on_date=data["on_date"], reason=data["reason"],
+                                                        user=request.user))
 
 
 @admin.register(RetryState)

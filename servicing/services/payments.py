@@ -24,7 +24,7 @@ from servicing.models.payments import PaymentChannel, PrepayMode
 
 from . import audit
 from .accrual import bill_instalment, bring_loan_to
-from .ledger import Leg, post_entry
+from .ledger import Leg, post_entry, reverse_entry
 from .loans import write_instalments
 
 
@@ -284,6 +284,55 @@ def apply_credit_balance(loan: Loan, as_of: date) -> Decimal:
     refresh_loan_status(loan, as_of)
     settle_if_paid(loan)
     return allocation.applied
+
+
+# --------------------------------------------------------------------------- reversal
+
+
+@transaction.atomic
+def reverse_payment(payment: Payment, *, on_date: date, reason: str, user=None) -> bool:
+    """Undo a payment whose money did not stay with us (a bank return, 退回): a mirror entry, its allocations
+    taken back from the instalments, DPD and status as of `on_date`. Idempotent: False if already reversed.
+
+    Refused (PaymentError) where undoing needs a person: the loan is settled or written off (reopening and
+    withdrawing the certificate is a decision), the payment re-scheduled the loan (prepayment), or the credit
+    balance it left has been used since.
+    """
+    if not reason.strip():
+        raise PaymentError("reason: say why the payment is reversed")
+    loan = Loan.objects.select_for_update().select_related("product").get(pk=payment.loan_id)
+    payment = Payment.objects.select_for_update().get(pk=payment.pk)
+    if payment.reversed:
+        return False
+    if loan.status in (LoanStatus.SETTLED, LoanStatus.WRITTEN_OFF):
+        raise PaymentError(f"contract: loan {loan.contract_no} is {loan.status}; reversing a payment of a closed "
+                           "loan needs a person (reopen the loan, withdraw the certificate)")
+    if payment.prepay_mode:
+        raise PaymentError(f"ref: payment {payment.reference} re-scheduled the loan ({payment.prepay_mode}); "
+                           "reverse it by hand")
+    if payment.credited_amount > loan.credit_balance:
+        raise PaymentError(f"ref: payment {payment.reference} left {payment.credited_amount} as credit balance, "
+                           f"but only {loan.credit_balance} is left; the rest was used since")
+    reverse_entry(payment.entry, value_date=on_date, memo=f"reversal of payment {payment.reference}: {reason}"[:200],
+                  user=user)
+    allocations = list(payment.allocations.values_list("instalment_id", "component", "amount"))
+    instalments = {i.pk: i for i in Instalment.objects.select_for_update().filter(
+        pk__in={key for key, _, _ in allocations})}
+    for key, component, amount in allocations:
+        inst = instalments[key]
+        setattr(inst, f"{component}_paid", getattr(inst, f"{component}_paid") - amount)
+    for inst in instalments.values():
+        inst.status = instalment_status(inst, on_date)
+        if inst.status != InstalmentStatus.PAID:
+            inst.paid_on = None
+        inst.save(update_fields=[*(f"{c}_paid" for c in COMPONENTS), "status", "paid_on"])
+    Payment.objects.filter(pk=payment.pk).update(reversed=True)
+    payment.reversed = True
+    loan.credit_balance -= payment.credited_amount
+    refresh_loan_status(loan, on_date)
+    audit.record("payment.reversed", payment, actor=user, reason=reason, amount=payment.amount,
+                 contract=loan.contract_no)
+    return True
 
 
 # --------------------------------------------------------------------------- settlement

@@ -108,9 +108,11 @@ CHECKS: list[tuple[str, str, str]] = [
             OR p.amount <> (SELECT COALESCE(SUM(j.amount), 0) FROM servicing_journalline j
                              WHERE j.entry_id = p.entry_id AND j.account LIKE 'clearing_%%')
          LIMIT 50"""),
-    ("allocations_match_paid", "per instalment, allocations sum to what it records as paid", """
-        WITH a AS (SELECT instalment_id, component, SUM(amount) AS amount FROM servicing_allocation
-                    GROUP BY instalment_id, component)
+    ("allocations_match_paid", "per instalment, allocations (of payments not reversed) sum to what it records as paid", """
+        WITH a AS (SELECT a.instalment_id, a.component, SUM(a.amount) AS amount FROM servicing_allocation a
+                     LEFT JOIN servicing_payment p ON p.id = a.payment_id
+                    WHERE p.reversed IS NOT TRUE  -- a reversed payment's allocations were taken back
+                    GROUP BY a.instalment_id, a.component)
         SELECT l.contract_no, i.seq, comp.name, comp.paid, COALESCE(a.amount, 0)
           FROM servicing_instalment i JOIN servicing_loan l ON l.id = i.loan_id
          CROSS JOIN LATERAL (VALUES ('principal', i.principal_paid), ('interest', i.interest_paid),

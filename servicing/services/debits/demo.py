@@ -3,7 +3,8 @@
 `seed(ctx)` uses the loans the core part booked (ctx.loans) plus a few of its own: it runs a batch on the
 std channel, imports a result file with every category (retries scheduled, a suspended and a cancelled
 mandate, an unknown debit, an unmapped code), a row with a bad amount (an open reconciliation exception),
-a missed debit found by the sweep, and a small manual incident with its apology notices.
+a missed debit found by the sweep, a succeeded debit the bank returned later (退回: payment reversed, the
+borrower owes again), and a small manual incident with its apology notices.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from servicing.services.mandates import activate_mandate, cancel_mandate, sign_m
 from .batches import create_debit_batch, export_debit_batch
 from .business_day import sweep
 from .incidents import open_incident
+from .resolution import return_debit
 from .results import import_debit_results
 
 CATEGORY_ROWS = [("SUCCESS", "00", "交易成功"), ("FAILED", "64", "余额不足"), ("FAILED", "81", "超过日累计限额"),
@@ -56,6 +58,7 @@ def seed(ctx) -> None:
         ctx.lines.append("debits: demo batch already present")
         return
     loans = [_demo_loan(ctx, i, channel) for i in range(len(CATEGORY_ROWS) + 2)]
+    returned = _demo_loan(ctx, 41, channel)
     missed = _demo_loan(ctx, 40, channel)
     cancel_mandate(missed.mandates.get(), cause="borrower", reason="demo: cancelled the day before")
     batch = create_debit_batch(d, channel).batch
@@ -69,15 +72,19 @@ def seed(ctx) -> None:
         ok = status == "SUCCESS"
         w.writerow([debit.reference, f"{debit.amount:.2f}", status, code, message, d.isoformat() if ok else "",
                     f"UP{debit.pk}" if ok else ""])
+    back = debits[returned.pk]
+    w.writerow([back.reference, f"{back.amount:.2f}", "SUCCESS", "00", "交易成功", d.isoformat(), f"UP{back.pk}"])
     garbage = debits[loans[len(CATEGORY_ROWS)].pk]
     w.writerow([garbage.reference, "12,3x", "SUCCESS", "00", "交易成功", d.isoformat(), ""])
     summary = import_debit_results(buf.getvalue().encode("utf-8-sig"), channel=channel, name="demo-result.csv")
+    return_debit(Debit.objects.get(pk=back.pk), on_date=d, reason="演示：付款行退回（账户已冻结）")
     stats = sweep(d)
     incident = open_incident(channel=channel, window_start=d, title="演示：银行系统维护导致代扣失败",
                              debits=list(Debit.objects.filter(batch=batch, category="channel_down")))
     ctx.lines += [
         f"debits: batch {batch.reference} ({summary['rows']} results: {summary['succeeded']} succeeded, "
         f"{sum(summary['failed'].values())} failed, {summary['unknown']} unknown, {summary['exceptions']} exception)",
-        f"debits: unmapped codes {summary['unmapped_codes']}; missed debits found by the sweep: {stats['missed']}",
+        f"debits: unmapped codes {summary['unmapped_codes']}; missed debits found by the sweep: {stats['missed']}; "
+        f"debit {back.reference} returned by the bank after success",
         f"debits: incident {incident.reference}; see /admin/servicing/debit/ and /admin/servicing/incident/",
     ]

@@ -1,4 +1,5 @@
-"""People resolving what the pipeline could not: unknown debits, reconciliation and missed-debit exceptions."""
+"""People resolving what the pipeline could not: unknown debits, bank returns, reconciliation and missed-debit
+exceptions."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from django.utils import timezone
 from servicing.models import Debit, DebitAttempt, MissedDebitException, ReconciliationException
 from servicing.models.debits import ExceptionStatus
 from servicing.services import audit
+from servicing.services.payments import reverse_payment
 
 from .failures import Failure, apply_failures
 from .policy import CATEGORIES
@@ -44,6 +46,43 @@ def resolve_unknown_debit(debit: Debit, *, outcome: str, on_date: date, category
         status=ExceptionStatus.RESOLVED, resolved_by=user if getattr(user, "is_authenticated", False) else None,
         resolved_at=timezone.now(), resolution_note=f"debit resolved as {outcome}")
     audit.record("debit.unknown_resolved", debit, actor=user, outcome=outcome, category=category, reason=note)
+    return debit
+
+
+@transaction.atomic
+def return_debit(debit: Debit, *, on_date: date, reason: str, user=None) -> Debit:
+    """A late bank reversal (退回) of a debit we posted as succeeded: succeeded → returned, its payment reversed,
+    the attempt kept, and the borrower told that the instalment is owed again and how to pay.
+
+    Refused (ResolutionError or PaymentError) unless the debit succeeded and its payment can be undone
+    automatically (see `reverse_payment`); the reconciliation exception then stays open for a person.
+    """
+    if not reason.strip():
+        raise ResolutionError("reason: say what the bank answered")
+    debit = Debit.objects.select_for_update(of=("self",)).select_related("loan__borrower", "payment").get(pk=debit.pk)
+    if debit.status != "succeeded" or debit.payment is None:
+        raise ResolutionError(f"debit {debit.reference} is {debit.status}; only a posted successful debit can "
+                              "be returned")
+    reverse_payment(debit.payment, on_date=on_date, reason=f"bank return of debit {debit.reference}: {reason}",
+                    user=user)
+    Debit.objects.filter(pk=debit.pk).update(status="returned", category="returned", result_message=reason[:200])
+    debit.status = "returned"
+    DebitAttempt.objects.create(debit=debit, business_date=on_date, outcome="returned", category="returned",
+                                raw_message=reason[:200], action="payment reversed; borrower told to pay",
+                                amount=debit.amount)
+    ReconciliationException.objects.filter(debit=debit, status=ExceptionStatus.OPEN).update(
+        status=ExceptionStatus.RESOLVED, resolved_by=user if getattr(user, "is_authenticated", False) else None,
+        resolved_at=timezone.now(), resolution_note=f"bank return processed: {reason}"[:300])
+    audit.record("debit.returned", debit, actor=user, reason=reason, amount=debit.amount)
+    from notices.services import events
+
+    lang_en = debit.loan.borrower.language == "en"
+    events.notify("debit_failed", loan=debit.loan, obj=debit, on_date=on_date, context={
+        "amount": events.money(debit.amount),
+        "reason": (f"the bank returned the debit of {debit.settled_on}" if lang_en
+                   else f"银行退回了{debit.settled_on}的扣款"),
+        "next_step": ("This payment has been cancelled and the amount is owed again; please pay it now"
+                      if lang_en else "该笔还款已撤销，款项需重新支付，请尽快还款")})
     return debit
 
 
