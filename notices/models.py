@@ -68,6 +68,9 @@ class Notice(models.Model):
             models.Index(fields=["borrower", "scheduled_for"], condition=Q(collection=True),
                          name="notice_collection_idx"),
             models.Index(fields=["cause_at"], condition=Q(event="settlement"), name="notice_settlement_kpi_idx"),
+            # loans the debits pre-due check already warned today: the reminder step skips them (tiny, partial)
+            models.Index(fields=["on_date", "loan"], name="notice_pre_due_warned_idx",
+                         condition=Q(event="pre_debit_reminder") & ~Q(object_type="servicing.instalment")),
         ]
         constraints = [
             models.CheckConstraint(condition=~Q(status="sent") | Q(sent_at__isnull=False), name="notice_sent_has_time"),

@@ -36,10 +36,12 @@ WITH todo AS (
              ON p.borrower_id = b.id AND p.channel = %(channel)s AND p.opted_out AND %(channel)s <> 'in_app'
      WHERE i.due_date = %(due)s
        AND i.status IN ('pending', 'partially_paid')
-       -- the debits pre-due check already told this borrower today (e.g. "will not be debited")
-       AND NOT EXISTS (SELECT 1 FROM notices_notice x
-                        WHERE x.loan_id = l.id AND x.event = 'pre_debit_reminder' AND x.on_date = %(d)s
-                          AND x.object_type <> 'servicing.instalment')
+       -- the debits pre-due check already told this borrower today (e.g. "will not be debited"). NOT IN is
+       -- planned as one hashed subplan; NOT EXISTS became a nested-loop anti join once today's notices were
+       -- estimated at 1 row (6.9 s per channel at 1M loans).
+       AND l.id NOT IN (SELECT x.loan_id FROM notices_notice x
+                         WHERE x.event = 'pre_debit_reminder' AND x.on_date = %(d)s
+                           AND x.object_type <> 'servicing.instalment' AND x.loan_id IS NOT NULL)
 )
 INSERT INTO notices_notice
     (event, channel, language, borrower_id, loan_id, object_type, object_id, on_date, dedupe_key, status,

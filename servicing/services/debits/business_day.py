@@ -22,6 +22,10 @@ from .batches import OUTSTANDING_SQL
 from .failures import pay_url
 from .incidents import freeze_for_day
 
+# Covered = the loan has a debit in flight or in today's batch, a reason recorded today, or the instalment a
+# missed-debit exception. Those sets are built once and probed as hashed subplans; the per-loan details
+# (retry state, incident hold, mandate) are looked up only for the few rows not covered, so a re-run of
+# the date, where everything is covered, costs one pass over the due instalments.
 SWEEP_SQL = """
 CREATE TEMP TABLE _sweep ON COMMIT DROP AS
 WITH todo AS (
@@ -30,25 +34,32 @@ WITH todo AS (
       JOIN servicing_loan l ON l.id = i.loan_id AND l.status IN ('active', 'overdue')
       JOIN servicing_loanproduct p ON p.id = l.product_id
      WHERE i.status IN ('pending', 'partially_paid', 'overdue') AND i.due_date <= %(d)s
+), covered_loans AS (
+    SELECT x.loan_id FROM servicing_debit x WHERE x.status IN ('planned', 'submitted', 'unknown')
+    UNION
+    SELECT x.loan_id FROM servicing_debit x JOIN servicing_debitbatch b ON b.id = x.batch_id
+     WHERE b.business_date = %(d)s AND x.status <> 'cancelled'
+    UNION
+    SELECT s.loan_id FROM servicing_debitskip s WHERE s.business_date = %(d)s
+), marked AS MATERIALIZED (
+    SELECT t.*, (t.loan_id IN (SELECT loan_id FROM covered_loans)
+                 OR t.inst_id IN (SELECT me.instalment_id FROM servicing_misseddebitexception me)) AS covered
+      FROM todo t
 )
 SELECT t.*,
-       (EXISTS (SELECT 1 FROM servicing_debit x WHERE x.loan_id = t.loan_id
-                 AND x.status IN ('planned', 'submitted', 'unknown'))
-        OR EXISTS (SELECT 1 FROM servicing_debit x JOIN servicing_debitbatch b ON b.id = x.batch_id
-                    WHERE x.loan_id = t.loan_id AND b.business_date = %(d)s AND x.status <> 'cancelled')
-        OR EXISTS (SELECT 1 FROM servicing_debitskip s WHERE s.loan_id = t.loan_id AND s.business_date = %(d)s)
-        OR EXISTS (SELECT 1 FROM servicing_misseddebitexception me WHERE me.instalment_id = t.inst_id))
-           AS covered,
+       CASE WHEN NOT t.covered THEN
        (SELECT CASE WHEN bool_or(r.status = 'scheduled' AND r.next_retry_on > %(d)s) THEN 'retry_scheduled'
                     WHEN bool_or(r.status = 'held') THEN 'incident_hold'
                     WHEN bool_or(r.status IN ('exhausted', 'stopped')) THEN 'no_retry' END
-          FROM servicing_retrystate r WHERE r.loan_id = t.loan_id) AS retry_reason,
+          FROM servicing_retrystate r WHERE r.loan_id = t.loan_id) END AS retry_reason,
+       CASE WHEN NOT t.covered THEN
        EXISTS (SELECT 1 FROM servicing_incidentloan il JOIN servicing_incident inc ON inc.id = il.incident_id
-                WHERE il.loan_id = t.loan_id AND inc.status = 'open') AS held,
+                WHERE il.loan_id = t.loan_id AND inc.status = 'open') END AS held,
+       CASE WHEN NOT t.covered THEN
        (SELECT m.status FROM servicing_mandate m WHERE m.loan_id = t.loan_id
          ORDER BY (m.status = 'active') DESC, (m.status = 'suspended') DESC, (m.status = 'pending') DESC, m.id DESC
-         LIMIT 1) AS mandate_status
-  FROM todo t
+         LIMIT 1) END AS mandate_status
+  FROM marked t
 """
 
 RECORD_REASONS_SQL = """
