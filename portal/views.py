@@ -16,14 +16,17 @@ from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.safestring import mark_safe
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from servicing.models import Debit, Loan
 from servicing.models.loans import LoanStatus
 
-from . import selectors, services
+from . import fragments, selectors, services
 from .forms import (
     CancelMandateForm,
     ComplaintForm,
@@ -115,24 +118,46 @@ def password_reset_confirm(request):
 # --------------------------------------------------------------------------- home and loan
 
 
+def _page_key(page: str, doc: str, as_of) -> tuple:
+    return (page, fragments.digest(doc), as_of, get_language(), fragments.calendar_stamp())
+
+
 @require_GET
-@borrower_required
+@login_required
 def home(request):
-    loans = selectors.home(request.borrower, selectors.today())
-    return _render(request, "portal/home.html", {"loans": loans})
+    """One query (borrower, unread count, the loans as JSON) after the session and user; the loan cards are
+    rendered once per distinct document (portal/fragments.py)."""
+    page = selectors.home_page(request.user.pk)
+    if page is None:
+        raise PermissionDenied("not a borrower account")
+    request.borrower = page.borrower
+    as_of = selectors.today()
+    body = fragments.get_or_render(
+        _page_key("home", page.doc or "", as_of),
+        lambda: render_to_string("portal/_home_loans.html", {"loans": page.loans(as_of)}))
+    return render(request, "portal/home.html", {"borrower": page.borrower, "unread": page.unread,
+                                                "body": mark_safe(body)})  # noqa: S308 - our own template
 
 
 @require_GET
-@borrower_required
+@login_required
 def loan_detail(request, loan_id: int):
+    """Like home: one query, the body rendered once per distinct loan document."""
+    page = selectors.loan_page(request.user.pk, loan_id)
+    if page is None:
+        raise PermissionDenied("not a borrower account")
+    if page.doc is None:
+        raise Http404("not found")
+    request.borrower = page.borrower
     as_of = selectors.today()
-    loan = selectors.loan_for_borrower(request.borrower, loan_id)
-    figures = selectors.loan_figures(loan, loan.live, as_of, selectors._usable_mandate(loan))
-    certificate = selectors.current_certificate(request.borrower, loan) if figures.is_settled else None
-    return _render(request, "portal/loan.html", {
-        "loan": loan, "f": figures, "timeline": selectors.timeline(loan, as_of), "certificate": certificate,
-        "verify_path": services.verify_path(certificate.verification_code) if certificate else "",
-    })
+
+    def body() -> tuple[str, str]:
+        context = page.build(as_of)
+        return context["loan"].product.name, render_to_string("portal/_loan_body.html", context)
+
+    title, html = fragments.get_or_render(_page_key("loan", page.doc, as_of), body)
+    return render(request, "portal/loan.html", {"borrower": page.borrower, "unread": page.unread,
+                                                "title": title, "body": mark_safe(html)})  # noqa: S308
 
 
 @require_GET

@@ -475,7 +475,8 @@ def test_calendar_actions_confirm_a_year(ops):
 # --------------------------------------------------------------------------------------------------
 
 def _counts_on(table: str, queries) -> list[str]:
-    return [q["sql"] for q in queries if "COUNT(" in q["sql"].upper() and f'"{table}"' in q["sql"]]
+    # the portal's prepared statements (session read) are logged without their text: sql is None
+    return [q["sql"] for q in queries if q["sql"] and "COUNT(" in q["sql"].upper() and f'"{table}"' in q["sql"]]
 
 
 def test_big_changelist_uses_the_estimate_not_count(ops, world):
@@ -553,4 +554,4 @@ def test_big_tables_offer_no_facet_counts(ops, world, model):
     assert "显示计数" not in text(ops.get(url(model, "changelist")))  # no "show counts" toggle
     with CaptureQueriesContext(connection) as ctx:
         assert ops.get(url(model, "changelist"), {"_facets": "True"}).status_code == 200
-    assert not [q["sql"] for q in ctx.captured_queries if "FILTER (WHERE" in q["sql"]]
+    assert not [q["sql"] for q in ctx.captured_queries if "FILTER (WHERE" in (q["sql"] or "")]

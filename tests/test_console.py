@@ -30,7 +30,7 @@ BIG = ("servicing_loan", "servicing_instalment", "servicing_mandate", "servicing
 def _unfiltered_counts(queries) -> list[str]:
     out = []
     for q in queries:
-        sql = q["sql"]
+        sql = q["sql"] or ""  # None for the portal's prepared statements (session read)
         if "COUNT(" not in sql.upper():
             continue
         for table in BIG:

@@ -529,3 +529,66 @@ def test_pay_link_by_contract_number_is_scoped(client, alice, bob):
     assert r.status_code == 302 and r["Location"] == reverse("portal:pay", args=[alice["loan"].pk])
     assert client.get(f"/pay/{bob['loan'].contract_no}/").status_code == 404
     assert client.get("/pay/").status_code == 302
+
+
+# --------------------------------------------------------------------------- the fast path of home and loan
+
+
+def _timeline_count(html: str, kind: str) -> int:
+    return html.count(f'data-testid="timeline-{kind}"')
+
+
+def test_cached_page_bodies_follow_every_change(client, alice):
+    """The rendered bodies are kept per process keyed by the loan's data: a payment, a debit result or a
+    retry change shows at once, without anything to invalidate."""
+    from portal import fragments
+    from servicing.domain.money import format_cny
+    from servicing.models import Debit, RetryState
+    from tests.factories import pay
+
+    loan = alice["loan"]
+    login(client, alice["borrower"])
+    url = reverse("portal:loan", args=[loan.pk])
+    first = client.get(url).content.decode()
+    hits = fragments.stats["hits"]
+    assert client.get(url).status_code == 200 and fragments.stats["hits"] == hits + 1  # served from the cache
+    home_before = client.get(reverse("portal:home")).content.decode()
+
+    pay(loan, Decimal("123.45"), TODAY)
+    after = client.get(url).content.decode()
+    assert _timeline_count(after, "payment") == _timeline_count(first, "payment") + 1
+    assert "¥123.45" in after
+    cure = selectors.home(alice["borrower"], TODAY)[0].overdue_amount
+    home_after = client.get(reverse("portal:home")).content.decode()
+    assert home_after != home_before and format_cny(cure) in home_after
+
+    RetryState.objects.filter(loan=loan).update(next_retry_on=TODAY + timedelta(days=3))
+    assert "我们将于 2026-05-23 再次尝试扣款" in client.get(url).content.decode()
+    Debit.objects.filter(pk=alice["debit"].pk).update(status="returned")
+    assert "银行已退回此笔扣款" in client.get(url).content.decode()
+
+
+def test_home_and_loan_pages_are_three_queries(client, alice, django_assert_num_queries):
+    """Session, user, and one statement for the page (borrower, unread count and the loan data)."""
+    login(client, alice["borrower"])
+    for url in (reverse("portal:home"), reverse("portal:loan", args=[alice["loan"].pk])):
+        client.get(url)  # warm per-process caches (calendar)
+        with django_assert_num_queries(3):
+            assert client.get(url).status_code == 200
+
+
+def test_staff_session_gets_no_borrower_pages(client, alice, django_user_model):
+    staff = django_user_model.objects.create_user(username="ops8", password=PASSWORD, is_staff=True)
+    client.force_login(staff)
+    assert client.get(reverse("portal:home")).status_code == 403
+    assert client.get(reverse("portal:loan", args=[alice["loan"].pk])).status_code == 403
+
+
+def test_logout_ends_the_session_in_the_database(client, alice):
+    login(client, alice["borrower"])
+    key = client.cookies["sessionid"].value
+    assert client.get(reverse("portal:home")).status_code == 200
+    client.post(reverse("portal:logout"))
+    assert not Session.objects.filter(session_key=key).exists()
+    client.cookies["sessionid"] = key  # replaying the old cookie
+    assert client.get(reverse("portal:home")).status_code == 302
