@@ -54,7 +54,7 @@ def gen_insert(cur, model, n: int, values: dict[str, str]) -> None:
     """INSERT n rows of `model`, g = 1..n; `values` maps column → SQL expression over g."""
     cols, exprs = [], []
     for f in model._meta.concrete_fields:
-        if f.primary_key and f.column not in values:
+        if (f.primary_key and f.column not in values) or f.generated:  # PostgreSQL computes generated ones
             continue
         cols.append(f'"{f.column}"')
         exprs.append(values.get(f.column) or _default_sql(f))

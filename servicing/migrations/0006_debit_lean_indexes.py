@@ -11,6 +11,13 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        # first: the AlterField(loan, db_index=False) below drops every single-column index on loan_id that is
+        # not a Meta index, the partial unique one_debit_in_flight_per_loan included; it is re-created below
+        # on the generated in_flight column
+        migrations.RemoveConstraint(
+            model_name='debit',
+            name='one_debit_in_flight_per_loan',
+        ),
         migrations.RemoveIndex(
             model_name='debit',
             name='debit_loan_due_idx',
@@ -19,6 +26,16 @@ class Migration(migrations.Migration):
             model_name='debit',
             name='batch',
             field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='debits', to='servicing.debitbatch'),
+        ),
+        migrations.AlterField(
+            model_name='debit',
+            name='instalment',
+            field=models.ForeignKey(db_index=False, help_text='触发扣款的期次（金额含此前全部逾期应还）', on_delete=django.db.models.deletion.PROTECT, related_name='debits', to='servicing.instalment'),
+        ),
+        migrations.AlterField(
+            model_name='debit',
+            name='mandate',
+            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='debits', to='servicing.mandate'),
         ),
         migrations.AlterField(
             model_name='debit',
@@ -33,5 +50,39 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name='debit',
             constraint=models.UniqueConstraint(fields=('reference',), name='debit_reference_unique'),
+        ),
+        # no index mentions status any more: the export's planned -> submitted update can be HOT
+        migrations.RemoveIndex(
+            model_name='debit',
+            name='debit_batch_status_idx',
+        ),
+        migrations.RemoveIndex(
+            model_name='debit',
+            name='debit_in_flight_idx',
+        ),
+        migrations.AddField(
+            model_name='debit',
+            name='in_flight',
+            field=models.GeneratedField(db_persist=True, expression=models.Q(('status__in', ('planned', 'submitted', 'unknown'))), output_field=models.BooleanField()),
+        ),
+        migrations.AddIndex(
+            model_name='debit',
+            index=models.Index(fields=['batch'], name='debit_batch_idx'),
+        ),
+        migrations.AddConstraint(
+            model_name='debit',
+            constraint=models.UniqueConstraint(condition=models.Q(('in_flight', True)), fields=('loan',), name='one_debit_in_flight_per_loan'),
+        ),
+        # half of each page left free at insert, so that the new version of every row the export marks
+        # submitted fits on its own page (a HOT update needs that room; in the same transaction nothing on the
+        # page can be pruned first). Applies to pages written from now on.
+        migrations.RunSQL(
+            'ALTER TABLE "servicing_debit" SET (fillfactor = 50)',
+            'ALTER TABLE "servicing_debit" RESET (fillfactor)',
+        ),
+        migrations.AlterField(
+            model_name='debitbatch',
+            name='status',
+            field=models.CharField(choices=[('building', '生成中'), ('open', '待送盘'), ('exported', '已送盘'), ('results_imported', '已回盘'), ('closed', '已关闭')], default='open', max_length=20),
         ),
     ]

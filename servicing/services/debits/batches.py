@@ -1,11 +1,19 @@
 """Building and exporting debit batches (送盘), set-based.
 
-`create_debit_batch(d, channel)` picks, in one INSERT … SELECT, every loan with an active mandate on the
-channel that has something due: an instalment due today, a retry due today, or a re-presentment after an
-incident. The amount is everything due on the loan (less its credit balance), never split. Loans it
-considered but did not debit get a recorded reason (DebitSkip). The partial unique index
-`one_debit_in_flight_per_loan` is the final guard: a loan with a debit planned, submitted or unknown is
-never debited again. Running the same date and channel again returns the existing batch.
+`create_debit_batch(d, channel)` picks, set-based, every loan with an active mandate on the channel that has
+something due: an instalment due today, a retry due today, or a re-presentment after an incident. The amount is
+everything due on the loan (less its credit balance), never split. Loans it considered but did not debit get a
+recorded reason (DebitSkip). The partial unique index `one_debit_in_flight_per_loan` is the final guard: a loan
+with a debit planned, submitted or unknown is never debited again. Running the same date and channel again
+returns the existing batch.
+
+A big batch is built in chunks of loan ids (`REPAYDESK_DEBIT_CHUNK` ids each, at most MAX_CHUNKS), each chunk
+one transaction, `REPAYDESK_DEBIT_WORKERS` chunks at a time on their own connections. The batch is `building`
+until every chunk is in: each chunk records itself in the batch's `stats["done"]` in its own transaction, so a
+run killed half-way leaves the chunks it finished and the re-run (`create_debit_batch` again, or
+`build_debit_batch_chunk` from a task queue) does only the missing ones; the last step (`finish`) counts the
+batch and opens it. A batch of one chunk, or one built inside the caller's transaction, is one transaction:
+killed, it leaves nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +22,10 @@ import codecs
 import csv
 import hashlib
 import io
+import json
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -34,6 +45,11 @@ OUTSTANDING_SQL = """(i.principal_due + i.interest_due + i.fee_due + i.penalty_a
     - i.principal_paid - i.interest_paid - i.fee_paid - i.penalty_paid - i.compound_paid
     - i.principal_waived - i.interest_waived - i.fee_waived - i.penalty_waived - i.compound_waived)"""
 
+CHUNK_LOANS = 50_000  # loan ids per chunk (REPAYDESK_DEBIT_CHUNK)
+MAX_CHUNKS = 200  # performance.md: at most 200 tasks for a 1M-row job; wider chunks beyond that
+WORKERS = 2  # chunks built at the same time, each on its own connection (REPAYDESK_DEBIT_WORKERS)
+ANALYZE_AT = 100_000  # debits in a new batch from which servicing_debit is analyzed once it is built
+
 
 class BatchError(ValueError):
     pass
@@ -47,6 +63,10 @@ class BatchResult:
     amount: Decimal
 
 
+# The candidates of one chunk: loans lo <= id < hi. The range is repeated on every table read (PostgreSQL
+# carries equalities across a join, not ranges), so that each chunk reads its own slice of loans, mandates,
+# instalments and debits through their loan_id indexes instead of whole tables. The in-flight debit of a
+# loan (at most one, by the partial unique index on in_flight) comes from that index.
 CANDIDATES_SQL = f"""
 CREATE TEMP TABLE _debit_cand ON COMMIT DROP AS
 WITH due AS (
@@ -58,30 +78,35 @@ WITH due AS (
            MAX(i.due_date) FILTER (WHERE i.due_date < %(d)s) AS past_due
       FROM servicing_instalment i
      WHERE i.status IN ('pending', 'partially_paid', 'overdue') AND i.due_date <= %(d)s
+       AND i.loan_id >= %(lo)s AND i.loan_id < %(hi)s
      GROUP BY i.loan_id
 ), rs AS (
     SELECT DISTINCT ON (r.loan_id) r.loan_id, r.instalment_id, r.next_kind, i.due_date
       FROM servicing_retrystate r JOIN servicing_instalment i ON i.id = r.instalment_id
      WHERE r.status = 'scheduled' AND r.next_retry_on <= %(d)s
+       AND r.loan_id >= %(lo)s AND r.loan_id < %(hi)s
        AND i.status IN ('pending', 'partially_paid', 'overdue')
      ORDER BY r.loan_id, i.due_date, i.id
 ), base AS MATERIALIZED (
     SELECT l.id AS loan_id, m.id AS mandate_id, m.single_limit, l.credit_balance, due.owed,
            (due.due_today AND NOT EXISTS (SELECT 1 FROM servicing_debit x
-                                           WHERE x.loan_id = l.id AND x.due_date = %(d)s)) AS first_today,
+                                           WHERE x.loan_id = l.id AND x.due_date = %(d)s
+                                             AND x.loan_id >= %(lo)s AND x.loan_id < %(hi)s)) AS first_today,
            due.newest_inst, rs.instalment_id AS retry_inst, rs.next_kind, rs.due_date AS retry_due,
            -- catch-up: an overdue instalment no debit ever covered (e.g. it fell due while an unknown debit
            -- blocked the loan), unless ops already hold it as a missed-debit exception
            (due.past_inst IS NOT NULL
             AND NOT EXISTS (SELECT 1 FROM servicing_debit x WHERE x.loan_id = l.id AND x.due_date >= due.past_due
-                             AND x.status <> 'cancelled')
+                             AND x.status <> 'cancelled' AND x.loan_id >= %(lo)s AND x.loan_id < %(hi)s)
             AND NOT EXISTS (SELECT 1 FROM servicing_misseddebitexception me
                              WHERE me.instalment_id = due.past_inst)) AS catch_up,
            due.past_inst, due.past_due
       FROM due
       JOIN servicing_loan l ON l.id = due.loan_id AND l.status IN ('active', 'overdue')
+                            AND l.id >= %(lo)s AND l.id < %(hi)s
       JOIN servicing_loanproduct p ON p.id = l.product_id AND p.auto_debit
       JOIN servicing_mandate m ON m.loan_id = l.id AND m.status = 'active' AND m.channel_id = %(ch)s
+                              AND m.loan_id >= %(lo)s AND m.loan_id < %(hi)s
       LEFT JOIN rs ON rs.loan_id = l.id
 )
 SELECT b.loan_id, b.mandate_id,
@@ -91,10 +116,8 @@ SELECT b.loan_id, b.mandate_id,
        CASE WHEN b.first_today THEN %(d)s::date WHEN b.retry_inst IS NOT NULL THEN b.retry_due
             ELSE b.past_due END AS due_date,
        CASE WHEN b.first_today THEN 'due' WHEN b.retry_inst IS NOT NULL THEN b.next_kind ELSE 'due' END AS kind,
-       CASE WHEN EXISTS (SELECT 1 FROM servicing_debit x WHERE x.loan_id = b.loan_id AND x.status = 'unknown')
-                 THEN 'unknown_pending'
-            WHEN EXISTS (SELECT 1 FROM servicing_debit x WHERE x.loan_id = b.loan_id
-                          AND x.status IN ('planned', 'submitted')) THEN 'in_flight'
+       CASE WHEN fl.status = 'unknown' THEN 'unknown_pending'
+            WHEN fl.status IS NOT NULL THEN 'in_flight'
             WHEN EXISTS (SELECT 1 FROM servicing_incidentloan il JOIN servicing_incident inc ON inc.id = il.incident_id
                           WHERE il.loan_id = b.loan_id AND inc.status = 'open' AND inc.channel_id = %(ch)s)
                  THEN 'incident_hold'
@@ -104,6 +127,8 @@ SELECT b.loan_id, b.mandate_id,
        CASE WHEN b.single_limit IS NOT NULL AND b.owed - b.credit_balance > b.single_limit
             THEN 'due ' || (b.owed - b.credit_balance)::text || ' > limit ' || b.single_limit::text ELSE '' END AS detail
   FROM base b
+  LEFT JOIN servicing_debit fl ON fl.loan_id = b.loan_id AND fl.in_flight
+                               AND fl.loan_id >= %(lo)s AND fl.loan_id < %(hi)s
  WHERE b.first_today OR b.retry_inst IS NOT NULL OR b.catch_up
 """
 
@@ -130,11 +155,11 @@ SELECT c.loan_id, c.instalment_id, %(ch)s, %(d)s, c.skip_reason, c.detail, now()
 ON CONFLICT (loan_id, business_date) DO NOTHING
 """
 
+# the retries this chunk's debits present (the loans it debited: its candidates without a skip reason)
 CONSUME_RETRIES_SQL = """
 UPDATE servicing_retrystate r SET status = 'in_flight', retries_used = r.retries_used + 1, updated_at = now()
-  FROM servicing_debit d
- WHERE d.batch_id = %(batch)s AND r.loan_id = d.loan_id
-   AND r.status = 'scheduled' AND r.next_retry_on <= %(d)s
+ WHERE r.status = 'scheduled' AND r.next_retry_on <= %(d)s
+   AND r.loan_id IN (SELECT c.loan_id FROM _debit_cand c WHERE c.skip_reason IS NULL)
 """
 
 
@@ -142,42 +167,155 @@ def batch_reference(channel: Channel, d: date) -> str:
     return f"B{d:%Y%m%d}-{channel.code}"
 
 
+def _setting(name: str, default: int) -> int:
+    return max(1, int(os.environ.get(name) or default))
+
+
+def _plan() -> dict:
+    """The chunks of a new batch: loan ids [lo, lo + chunks * width) in `chunks` ranges of `width` ids."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT COALESCE(MIN(id), 0), COALESCE(MAX(id), 0) FROM servicing_loan")
+        lo, hi = cur.fetchone()
+    span = hi - lo + 1
+    width = _setting("REPAYDESK_DEBIT_CHUNK", CHUNK_LOANS)
+    chunks = -(-span // width)
+    if chunks > MAX_CHUNKS:
+        chunks = MAX_CHUNKS
+        width = -(-span // chunks)
+    return {"lo": lo, "width": width, "chunks": chunks, "done": {}}
+
+
 def create_debit_batch(d: date, channel: Channel, *, user=None) -> BatchResult:
-    """Build (or return the existing) batch of what is due to be debited on `d` through `channel`."""
+    """Build (or return the existing) batch of what is due to be debited on `d` through `channel`.
+
+    A batch left `building` by a killed run is completed: only its missing chunks are built.
+    """
     if not channel.is_active or channel.kind != Channel.Kind.BANK:
         raise BatchError(f"channel: '{channel.code}' is not an active bank channel")
     existing = DebitBatch.objects.filter(channel=channel, business_date=d).first()
-    if existing is not None:
+    if existing is not None and existing.status != BatchStatus.BUILDING:
         return _result(existing, created=False)
-    try:
-        with transaction.atomic():
-            batch = DebitBatch.objects.create(reference=batch_reference(channel, d), channel=channel,
-                                              business_date=d)
-            params = {"d": d, "ds": f"{d:%Y%m%d}", "ch": channel.pk, "batch": batch.pk}
-            with connection.cursor() as cur:
-                # JIT compiles these one-off statements for seconds (2.3 s of 2.8 s at 100k): not worth it
-                cur.execute("SET LOCAL jit = off")
-                cur.execute(CANDIDATES_SQL, params)
-                cur.execute(INSERT_DEBITS_SQL, params)
-                fault("batch_insert")
-                cur.execute(CONSUME_RETRIES_SQL, params)
-                cur.execute(INSERT_SKIPS_SQL, params)
-                cur.execute("SELECT skip_reason, COUNT(*) FROM _debit_cand WHERE skip_reason IS NOT NULL "
-                            "GROUP BY skip_reason")
-                skipped = dict(cur.fetchall())
-                cur.execute("SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM servicing_debit WHERE batch_id = %s",
-                            [batch.pk])
-                count, amount = cur.fetchone()
-                cur.execute("DROP TABLE _debit_cand")
-            batch.stats = {"planned": count, "planned_amount": f"{amount:.2f}", "skipped": skipped}
-            batch.save(update_fields=["stats"])
-            audit.record("debit_batch.created", batch, actor=user, count=count, amount=amount)
-    except IntegrityError:
-        # a concurrent run for the same date and channel won the unique constraint: return its batch
-        existing = DebitBatch.objects.filter(channel=channel, business_date=d).first()
-        if existing is None:
+    if existing is None:
+        plan = _plan()
+        one_transaction = plan["chunks"] == 1 or connection.in_atomic_block
+        try:
+            with transaction.atomic():
+                batch = DebitBatch.objects.create(reference=batch_reference(channel, d), channel=channel,
+                                                  business_date=d, status=BatchStatus.BUILDING, stats=plan)
+                if one_transaction:
+                    for chunk in range(plan["chunks"]):
+                        build_debit_batch_chunk(batch.pk, chunk)
+                    return finish(batch.pk, user=user)
+        except IntegrityError:
+            # a concurrent run for the same date and channel won the unique constraint: use its batch
+            existing = DebitBatch.objects.filter(channel=channel, business_date=d).first()
+            if existing is None:
+                raise
+            if existing.status != BatchStatus.BUILDING:
+                return _result(existing, created=False)
+            batch = existing
+    else:
+        batch = existing
+    _build_chunks(batch.pk, _setting("REPAYDESK_DEBIT_WORKERS", WORKERS))
+    result = finish(batch.pk, user=user)
+    if result.created and result.count >= ANALYZE_AT and not connection.in_atomic_block:
+        # fresh planner statistics for the export and the result import that read this batch next: without
+        # them a young table's estimate for "batch_id = X" is a few rows, and the export joins 1M debits to
+        # loans, borrowers and mandates by nested loops (26 s instead of 13 s at 1M)
+        with connection.cursor() as cur:
+            cur.execute("ANALYZE servicing_debit")
+    return result
+
+
+def _build_chunks(batch_id: int, workers: int) -> None:
+    """Every chunk not yet in, `workers` at a time, each in its own transaction on its own connection."""
+    stats = DebitBatch.objects.values_list("stats", flat=True).get(pk=batch_id)
+    todo = [c for c in range(stats["chunks"]) if str(c) not in stats["done"]]
+    if workers == 1 or len(todo) <= 1:
+        for chunk in todo:
+            build_debit_batch_chunk(batch_id, chunk)
+        return
+    failed = threading.Event()
+
+    def work(chunk: int) -> None:
+        try:
+            if not failed.is_set():
+                build_debit_batch_chunk(batch_id, chunk)
+        except BaseException:
+            failed.set()  # the others stop after their current chunk; the batch stays building, re-runnable
             raise
-        return _result(existing, created=False)
+        finally:
+            connection.close()  # this thread's own connection
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="debit-batch") as pool:
+        for future in [pool.submit(work, chunk) for chunk in todo]:
+            future.result()
+
+
+def build_debit_batch_chunk(batch_id: int, chunk: int) -> dict:
+    """Build one chunk of a `building` batch, in one transaction; a chunk already in is left alone.
+
+    Safe to run twice at once (an advisory lock per chunk; the second finds it done) and after a crash.
+    """
+    own_transaction = not connection.in_atomic_block
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"debit-batch:{batch_id}:{chunk}"])
+        cur.execute("SELECT b.status, b.business_date, b.channel_id, (b.stats->>'lo')::bigint, "
+                    "(b.stats->>'width')::bigint, b.stats->'done'->>%s FROM servicing_debitbatch b WHERE b.id = %s",
+                    [str(chunk), batch_id])
+        status, d, channel_id, lo, width, done = cur.fetchone()
+        if status != BatchStatus.BUILDING or done is not None:
+            return json.loads(done) if done else {}
+        lo += chunk * width
+        params = {"d": d, "ds": f"{d:%Y%m%d}", "ch": channel_id, "batch": batch_id, "lo": lo, "hi": lo + width}
+        # the chunk's grouping and hashes in memory rather than external merges on disk (default 4 MB); the
+        # chunks are the parallelism: no parallel query workers on top of them (JIT is off for every
+        # connection: config/settings.py)
+        cur.execute("SET LOCAL work_mem = '64MB'")
+        cur.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        cur.execute(CANDIDATES_SQL, params)
+        cur.execute(INSERT_DEBITS_SQL, params)
+        fault("batch_insert", chunk + 1)
+        cur.execute(CONSUME_RETRIES_SQL, params)
+        cur.execute(INSERT_SKIPS_SQL, params)
+        cur.execute("SELECT skip_reason, COUNT(*) FROM _debit_cand WHERE skip_reason IS NOT NULL "
+                    "GROUP BY skip_reason")
+        skipped = dict(cur.fetchall())
+        cur.execute("SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM _debit_cand WHERE skip_reason IS NULL")
+        count, amount = cur.fetchone()
+        cur.execute("DROP TABLE _debit_cand")
+        if own_transaction:
+            # the deferred FK checks of the chunk's rows now, so that the batch row updated below is locked
+            # only for the commit (every chunk updates it)
+            cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        result = {"planned": count, "amount": f"{amount:.2f}", "skipped": skipped}
+        cur.execute("UPDATE servicing_debitbatch SET stats = jsonb_set(stats, ARRAY['done', %s], %s::jsonb) "
+                    "WHERE id = %s", [str(chunk), json.dumps(result), batch_id])
+    return result
+
+
+def finish(batch_id: int, *, user=None) -> BatchResult:
+    """Open a `building` batch once every chunk is in: count and sum it, record it. Idempotent."""
+    with transaction.atomic():
+        batch = DebitBatch.objects.select_for_update().get(pk=batch_id)
+        if batch.status != BatchStatus.BUILDING:
+            return _result(batch, created=False)
+        missing = batch.stats["chunks"] - len(batch.stats["done"])
+        if missing:
+            raise BatchError(f"batch: {batch.reference} is still being built ({missing} chunks missing); "
+                             "run create_debit_batch again")
+        # the chunks' own figures (each counted what it inserted, in its transaction): no scan of the batch
+        count, amount, skipped = 0, Decimal("0.00"), {}
+        for part in batch.stats["done"].values():
+            count += part["planned"]
+            amount += Decimal(part["amount"])
+            for reason, n in part["skipped"].items():
+                skipped[reason] = skipped.get(reason, 0) + n
+        batch.stats = {"planned": count, "planned_amount": f"{amount:.2f}", "skipped": skipped,
+                       "chunks": batch.stats["chunks"]}
+        batch.status = BatchStatus.OPEN
+        batch.save(update_fields=["stats", "status"])
+        audit.record("debit_batch.created", batch, actor=user, count=count, amount=amount)
     return BatchResult(batch, True, count, amount)
 
 
@@ -267,6 +405,8 @@ def export_debit_batch(batch: DebitBatch, out: str | Path, *, user=None) -> dict
     The rows are streamed with COPY … TO STDOUT and written in blocks in the profile's encoding.
     """
     batch = DebitBatch.objects.select_related("channel").get(pk=batch.pk)
+    if batch.status == BatchStatus.BUILDING:
+        raise BatchError(f"batch: {batch.reference} is still being built; run create_debit_batch again to finish it")
     if batch.status not in (BatchStatus.OPEN, BatchStatus.EXPORTED):
         raise BatchError(f"batch: {batch.reference} is {batch.status}; its results are in, it cannot be re-sent")
     layout = debit_layout(batch.channel)
@@ -281,7 +421,7 @@ def export_debit_batch(batch: DebitBatch, out: str | Path, *, user=None) -> dict
         if locked.status != batch.status:
             raise BatchError(f"batch: {batch.reference} changed while exporting; run again")
         with connection.cursor() as cur:
-            cur.execute("SET LOCAL jit = off")
+            cur.execute("SET LOCAL work_mem = '64MB'")  # the ORDER BY of 1M rows sorted in memory, not on disk
             cur.execute("SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM servicing_debit "
                         "WHERE batch_id = %s AND status = ANY(%s)", [batch.pk, list(statuses)])
             count, total = cur.fetchone()

@@ -35,7 +35,7 @@ WITH todo AS (
       JOIN servicing_loanproduct p ON p.id = l.product_id
      WHERE i.status IN ('pending', 'partially_paid', 'overdue') AND i.due_date <= %(d)s
 ), covered_loans AS (
-    SELECT x.loan_id FROM servicing_debit x WHERE x.status IN ('planned', 'submitted', 'unknown')
+    SELECT x.loan_id FROM servicing_debit x WHERE x.in_flight
     UNION
     SELECT x.loan_id FROM servicing_debit x JOIN servicing_debitbatch b ON b.id = x.batch_id
      WHERE b.business_date = %(d)s AND x.status <> 'cancelled'
@@ -95,7 +95,7 @@ SELECT NULL, d.id, d.loan_id, NULL, '', 'unknown_unresolved',
        'debit ' || d.reference || ' of ' || b.business_date || ' is still unknown after 2 working days: '
        || 'query the bank, then resolve it', 'open', '', now()
   FROM servicing_debit d JOIN servicing_debitbatch b ON b.id = d.batch_id
- WHERE d.status = 'unknown' AND b.business_date <= %(cutoff)s
+ WHERE d.in_flight AND d.status = 'unknown' AND b.business_date <= %(cutoff)s
 ON CONFLICT (debit_id) WHERE reason_code = 'unknown_unresolved' DO NOTHING
 """
 

@@ -11,7 +11,7 @@ def cancel_unsent_debits_of_mandate(mandate) -> int:
     """Mandate cancelled: debits not yet sent (planned) are cancelled."""
     with connection.cursor() as cur:
         cur.execute("UPDATE servicing_debit SET status = 'cancelled', updated_at = now() "
-                    "WHERE mandate_id = %s AND status = 'planned'", [mandate.pk])
+                    "WHERE loan_id = %s AND in_flight AND mandate_id = %s AND status = 'planned'", [mandate.loan_id, mandate.pk])
         return cur.rowcount
 
 
