@@ -1,7 +1,7 @@
 """Benchmark: import an N-row bank result file end to end (target: 1M rows ≤ 60 s, ≥ 50× django-import-export
 defaults, parse + stage within 3× of psql \\copy, memory flat).
 
-    export DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_debits PYTHONWARNINGS=ignore
+    export DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_import PYTHONWARNINGS=ignore
     .venv/bin/python bench/import_results.py --rows 100000               # 100k: a few minutes
     .venv/bin/python bench/import_results.py --rows 1000000              # 1M: the real figure
 
@@ -13,7 +13,12 @@ defaults, parse + stage within 3× of psql \\copy, memory flat).
 4. Baseline: django-import-export 4.4 with defaults (a ModelResource on Debit keyed on reference, updating
    status/code/message per row) over a --baseline-sample of the same rows, rolled back; extrapolated.
 5. import_debit_results end to end (parse, validate, apply outcomes, post payments and ledger, failure
-   actions), timed with peak memory; then verify_books (up to 200k rows unless --no-verify).
+   actions), timed with peak memory; chunks on --workers connections at once (REPAYDESK_IMPORT_WORKERS).
+6. The borrowers' payment receipts, a follow-up step of the import (the django-q2 task the import enqueued,
+   bulk_notices.queue_file_receipts, run here synchronously), timed separately; then checked: exactly one
+   receipt per channel for every succeeded payment, and 100 random receipt contexts equal to what notify()
+   would write (base_context + events._payment_context). The table prints import + receipts as well.
+7. verify_books (up to 200k rows unless --no-verify). Load average before/after each step is printed.
 """
 
 from __future__ import annotations
@@ -104,14 +109,53 @@ def baseline_import_export(path: Path, sample: int) -> float:
     return elapsed
 
 
+def load() -> str:
+    return "load " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def check_receipts(result_file_id: int, sample: int = 100) -> tuple[int, int, int]:
+    """(payments, payments with exactly one receipt per expected channel, context mismatches in a sample)."""
+    from django.db import connection
+
+    from notices.catalog import event_spec
+    from notices.models import Notice
+    from notices.services.events import _payment_context, base_context
+    from servicing.models import Payment
+    from servicing.services.debits.bulk_notices import file_payment_ids
+
+    ids = file_payment_ids(result_file_id)
+    channels = [c for c in event_spec("payment_receipt").channels if c != "email"]  # no e-mail addresses here
+    with connection.cursor() as cur:
+        cur.execute("""SELECT COUNT(*) FROM (
+                           SELECT n.object_id FROM notices_notice n
+                            WHERE n.event = 'payment_receipt' AND n.object_type = 'servicing.payment'
+                              AND n.object_id = ANY(%s::text[])
+                            GROUP BY n.object_id HAVING COUNT(*) = %s AND COUNT(DISTINCT n.channel) = %s) x""",
+                    [[str(i) for i in ids], len(channels), len(channels)])
+        complete = cur.fetchone()[0]
+    import random
+
+    mismatches = 0
+    for pid in random.Random(7).sample(ids, min(sample, len(ids))):
+        payment = Payment.objects.select_related("loan__borrower").get(pk=pid)
+        want = {**base_context(payment.loan), **_payment_context(payment.loan, payment, "zh-hans")}
+        got = Notice.objects.filter(event="payment_receipt", object_id=str(pid)).first().context
+        mismatches += any(str(want[k]) != got.get(k) for k in want)
+    return len(ids), complete, mismatches
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=100000)
     ap.add_argument("--date", type=date.fromisoformat, default=date(2026, 12, 1))
     ap.add_argument("--baseline-sample", type=int, default=20000)
     ap.add_argument("--verify", action=argparse.BooleanOptionalAction, default=None)
+    ap.add_argument("--workers", type=int, default=None,
+                    help="chunks applied at once (REPAYDESK_IMPORT_WORKERS; default: the setting, 2)")
     ap.add_argument("--force", action="store_true")
     args = ap.parse_args(argv)
+    if args.workers is not None:
+        os.environ["REPAYDESK_IMPORT_WORKERS"] = str(args.workers)
     common.setup_django()
     common.guard_database(args.force)
     n, d = args.rows, args.date
@@ -145,11 +189,21 @@ def main(argv=None) -> int:
     base_s = baseline_import_export(path, sample)
     base_total = base_s / sample * rows
 
+    print(f"  {load()} before the import")
     with common.measure("import_debit_results (end to end)") as imp:
         summary = results.import_debit_results(path, channel=ctx["channel"])
     print(f"  summary: rows={summary['rows']} succeeded={summary['succeeded']} unknown={summary['unknown']} "
           f"exceptions={summary['exceptions']} failed={ {k: v for k, v in summary['failed'].items() if v} } "
-          f"incidents={summary.get('incidents')}")
+          f"incidents={summary.get('incidents')}  ({load()})")
+    from servicing.models import ResultFile
+    from servicing.services.debits.bulk_notices import queue_file_receipts
+
+    rf_id = ResultFile.objects.latest("pk").pk
+    with common.measure("receipts (the import's django-q2 task, run here)") as rec:
+        receipts = queue_file_receipts(rf_id)
+    n_paid, complete, mismatches = check_receipts(rf_id)
+    print(f"  receipts: {receipts:,} outbox rows; {complete:,} of {n_paid:,} payments with one receipt per channel; "
+          f"{mismatches} context mismatches in a sample of 100  ({load()})")
     verify = args.verify if args.verify is not None else rows <= 200_000
     books = None
     if verify:
@@ -161,14 +215,24 @@ def main(argv=None) -> int:
                          baseline_seconds=psql_s, note="ratio = psql/this"))
     table.add(common.Row("import end to end", rows, imp.seconds, imp.peak_memory, baseline_seconds=base_total,
                          note=f"baseline: django-import-export defaults on {sample:,}, extrapolated"))
+    table.add(common.Row("receipts (follow-up task)", receipts, rec.seconds, rec.peak_memory,
+                         note=f"payment_receipt outbox rows for {n_paid:,} payments"))
+    table.add(common.Row("import + receipts", rows, imp.seconds + rec.seconds, "-", baseline_seconds=base_total,
+                         note="the import and its receipts task back to back"))
     print(table.render())
     print(table.markdown())
     per_million = imp.seconds / rows * 1_000_000
     common.verdict(summary["status"] == "processed" and summary["exceptions"] == 0, "file processed, no exceptions")
+    common.verdict(complete == n_paid == summary["succeeded"] and mismatches == 0,
+                   f"one receipt per channel for every succeeded payment ({complete:,} of {summary['succeeded']:,}), "
+                   f"contexts as notify() writes them")
     common.verdict(per_million <= 60, f"1M rows ≤ 60 s end to end ({imp.seconds:.1f} s for {rows:,}; "
                                       f"{per_million:.0f} s per 1M)")
     common.verdict(base_total / imp.seconds >= 50, f"≥ 50× django-import-export defaults "
                                                     f"({base_total / imp.seconds:.1f}×)")
+    total = imp.seconds + rec.seconds
+    print(f"      with the receipts task: {total:.1f} s for {rows:,} ({total / rows * 1_000_000:.0f} s per 1M), "
+          f"{base_total / total:.1f}× import-export defaults")
     common.verdict(stage.seconds <= 3 * psql_s, f"parse + stage within 3× psql \\copy ({stage.seconds / psql_s:.1f}×)")
     if books is not None:
         common.verdict(not books, f"verify_books ok {books or ''}")

@@ -58,6 +58,55 @@ def test_a_balanced_raw_entry_commits():
     assert JournalLine.objects.filter(entry__idempotency_key="raw:balanced").count() == 2
 
 
+@pytest.mark.django_db(transaction=True)
+def test_an_unbalanced_entry_written_in_one_statement_is_refused_at_commit():
+    # the bulk paths write all lines of many entries in one INSERT: the statement-level check finds the bad one
+    good, bad = _entry("raw:bulk-good"), _entry("raw:bulk-bad")
+    with pytest.raises(IntegrityError, match=f"journal entry {bad.pk} does not balance"), transaction.atomic(), \
+            connection.cursor() as cur:
+        cur.execute("""INSERT INTO servicing_journalline (entry_id, loan_id, account, amount)
+                       VALUES (%(g)s, NULL, 'clearing_bank', 10.00), (%(g)s, NULL, 'credit_balance', -10.00),
+                              (%(b)s, NULL, 'clearing_bank', 10.00), (%(b)s, NULL, 'credit_balance', -9.99)""",
+                    {"g": good.pk, "b": bad.pk})
+        assert JournalLine.objects.count() == 4  # still deferred to commit
+    assert not JournalLine.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_line_added_later_to_a_balanced_entry_is_checked_again_at_commit():
+    with pytest.raises(IntegrityError, match="journal entry"), transaction.atomic():
+        entry = _entry("raw:later")
+        JournalLine.objects.bulk_create([JournalLine(entry=entry, account="clearing_counter", amount=D("100.00")),
+                                         JournalLine(entry=entry, account="credit_balance", amount=D("-100.00"))])
+        JournalLine.objects.create(entry=entry, account="clearing_counter", amount=D("0.01"))
+    assert not JournalEntry.objects.filter(idempotency_key="raw:later").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_lines_of_one_entry_spread_over_statements_commit_when_they_balance():
+    with transaction.atomic():
+        entry = _entry("raw:spread")
+        JournalLine.objects.create(entry=entry, account="clearing_counter", amount=D("100.00"))
+        JournalLine.objects.bulk_create([JournalLine(entry=entry, account="credit_balance", amount=D("-60.00")),
+                                         JournalLine(entry=entry, account="interest_income", amount=D("-40.00"))])
+    assert JournalLine.objects.filter(entry=entry).count() == 3
+    with connection.cursor() as cur:  # the commit-time queue is empty again
+        cur.execute("SELECT COUNT(*) FROM servicing_entry_balance_check")
+        assert cur.fetchone()[0] == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_savepoint_rolled_back_takes_its_unbalanced_lines_with_it():
+    with transaction.atomic():
+        entry = _entry("raw:savepoint")
+        with pytest.raises(ValueError), transaction.atomic():
+            JournalLine.objects.create(entry=entry, account="clearing_counter", amount=D("5.00"))
+            raise ValueError("changed my mind")
+        JournalLine.objects.bulk_create([JournalLine(entry=entry, account="clearing_counter", amount=D("7.00")),
+                                         JournalLine(entry=entry, account="credit_balance", amount=D("-7.00"))])
+    assert sorted(JournalLine.objects.filter(entry=entry).values_list("amount", flat=True)) == [D("-7.00"), D("7.00")]
+
+
 @pytest.mark.django_db
 def test_a_zero_line_is_refused_by_the_database():
     entry = _entry("raw:zero")
@@ -171,3 +220,34 @@ def test_verify_books_catches_a_settled_loan_that_still_owes(reference):
                     [loan.pk])
     assert "settled_loans_owe_nothing" in {r.name for r in verify_books() if not r.ok}
     assert _verify_exit_code() == 1
+
+
+# --------------------------------------------------------------------------- audit history (statement-level triggers)
+
+
+@pytest.mark.django_db
+def test_set_based_updates_record_one_history_row_per_changed_row_with_context(reference):
+    import pghistory
+    import pghistory.models
+    from django.apps import apps
+
+    loan_event, inst_event = apps.get_model("servicing", "LoanEvent"), apps.get_model("servicing", "InstalmentEvent")
+    ids = [book("car", "12000", 12, START).pk for _ in range(3)]
+    assert loan_event.objects.filter(pgh_label="insert", pgh_obj_id__in=ids).count() == 3
+    before_loans, before_inst = loan_event.objects.count(), inst_event.objects.count()
+    with transaction.atomic(), pghistory.context(source="test", why="bulk"), connection.cursor() as cur:
+        # two loans change, one is rewritten with its own values: only the changed ones get a history row
+        cur.execute("UPDATE servicing_loan SET dpd = CASE WHEN id = %s THEN dpd ELSE dpd + 1 END WHERE id = ANY(%s)",
+                    [ids[0], ids])
+        cur.execute("UPDATE servicing_instalment SET penalty_accrued_through = %s WHERE loan_id = ANY(%s) AND seq = 1",
+                    [START, ids])
+    events = list(loan_event.objects.filter(pgh_label="update", pgh_obj_id__in=ids))
+    assert sorted(e.pgh_obj_id for e in events) == sorted(ids[1:]) and {e.dpd for e in events} == {1}
+    assert loan_event.objects.count() == before_loans + 2
+    inst = list(inst_event.objects.filter(pgh_label="update", loan_id__in=ids))
+    assert len(inst) == 3 and inst_event.objects.count() == before_inst + 3
+    assert {e.penalty_accrued_through for e in inst} == {START}
+    contexts = {e.pgh_context_id for e in events} | {e.pgh_context_id for e in inst}
+    assert len(contexts) == 1 and None not in contexts
+    ctx = pghistory.models.Context.objects.get(pk=contexts.pop())
+    assert ctx.metadata["source"] == "test" and ctx.metadata["why"] == "bulk"

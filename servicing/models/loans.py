@@ -139,7 +139,7 @@ class LoanStatus(models.TextChoices):
     WRITTEN_OFF = "written_off", _("已核销")
 
 
-@pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent())
+@pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), level=pghistory.Statement)  # one trigger call per statement (set-based paths)
 class Loan(models.Model):
     """One contract (合同号) with one live schedule."""
 
@@ -203,7 +203,7 @@ OPEN_INSTALMENT_STATUSES = (InstalmentStatus.PENDING, InstalmentStatus.PARTIALLY
 COMPONENTS = ("penalty", "compound", "fee", "interest", "principal")
 
 
-@pghistory.track(pghistory.UpdateEvent())
+@pghistory.track(pghistory.UpdateEvent(), level=pghistory.Statement)  # one trigger call per statement
 class Instalment(models.Model):
     """One dated amount of the schedule (期次), with what was paid and waived per component.
 

@@ -10,6 +10,11 @@ optional ones, all as strings). The dispatcher is woken once after commit.
 Small sets (≤ REPAYDESK["INLINE_RECEIPTS_MAX"], default 200) still go through notify() one by one — the
 single source of the wording; these helpers are for the large imports, where notify's several queries per
 notice would cost more than the import itself.
+
+Receipts of a result file are a follow-up step of the import (`file_receipts`): after its chunks, for every
+succeeded payment of the file (found through the file's attempts → debit → payment, so a re-run after a
+crash finds them all again) — inline for a few, else one django-q2 task per file enqueued in the
+transaction that marks the file processed (`queue_file_receipts`, idempotent on the dedupe key).
 """
 
 from __future__ import annotations
@@ -145,6 +150,59 @@ SELECT 'payment_receipt', ch.channel, c.language, c.borrower_id, c.loan_id, 'ser
  WHERE ch.channel <> 'email' OR c.email <> ''
 ON CONFLICT (dedupe_key) DO NOTHING
 """
+
+
+# driven by the file's attempts, one debit primary-key lookup each (OFFSET 0 keeps the lateral from being
+# flattened): right after an import the statistics still say "no debit has a payment", and a planner driving
+# from debits.payment_id would probe the attempts once per debit (quadratic: minutes at 100k)
+FILE_PAYMENTS_SQL = """
+SELECT x.payment_id
+  FROM servicing_debitattempt a
+ CROSS JOIN LATERAL (SELECT d.payment_id FROM servicing_debit d WHERE d.id = a.debit_id OFFSET 0) x
+ WHERE a.result_file_id = %s AND a.outcome = 'succeeded' AND x.payment_id IS NOT NULL
+ ORDER BY x.payment_id"""
+
+RECEIPTS_BLOCK = 20000
+
+
+def file_payment_ids(result_file_id: int) -> list[int]:
+    """The payments of the succeeded rows of a result file (set-based or per-loan path alike)."""
+    with connection.cursor() as cur:
+        cur.execute(FILE_PAYMENTS_SQL, [result_file_id])
+        return [r[0] for r in cur.fetchall()]
+
+
+def file_receipts(result_file_id: int) -> dict:
+    """The receipts of a result file's payments, called in the transaction that marks the file processed:
+    inline (notify() per payment) for a few, else a django-q2 task for the file (`queue_file_receipts`),
+    enqueued with this transaction (servicing.queueing) — the ORM broker commits it with the file's status,
+    and a crash before that re-runs the whole step. Both are idempotent on the notices' dedupe key."""
+    ids = file_payment_ids(result_file_id)
+    if len(ids) <= bulk_threshold():
+        from servicing.tasks import send_payment_receipts
+
+        return {"payments": len(ids), "inline": send_payment_receipts(ids) if ids else 0}
+    from servicing.queueing import enqueue_with_transaction
+
+    task = enqueue_with_transaction("servicing.services.debits.bulk_notices.queue_file_receipts", result_file_id,
+                                    task_name=f"receipts-result-file-{result_file_id}")
+    return {"payments": len(ids), "task": task}
+
+
+def queue_file_receipts(result_file_id: int) -> int:
+    """django-q2 task: payment_receipt for every succeeded payment of a result file, set-based, in blocks
+    of 20k payments (one transaction each). Re-running it (at-least-once delivery) queues nothing new."""
+    from django.db import transaction
+
+    ids = file_payment_ids(result_file_id)
+    n = 0
+    for i in range(0, len(ids), RECEIPTS_BLOCK):
+        with transaction.atomic():
+            with connection.cursor() as cur:
+                cur.execute("SET LOCAL jit = off")
+                cur.execute("SET LOCAL work_mem = '64MB'")
+            n += queue_receipts(ids[i:i + RECEIPTS_BLOCK])
+    return n
 
 
 def queue_receipts(payment_ids: list[int], *, now=None) -> int:

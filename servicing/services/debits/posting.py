@@ -71,43 +71,42 @@ SELECT debit_id, loan_id, inst_id, component, LEAST(owed, amount - before) AS am
 """
 
 POST_SQL = [
+    # entry and payment ids are drawn from their sequences up front, so every later statement joins on them
+    # (no RETURNING … joined back on text keys)
     """CREATE TEMP TABLE _paysum ON COMMIT DROP AS
-       SELECT p.debit_id, p.loan_id, p.amount, p.value_date, p.reference, COALESCE(a.applied, 0) AS applied
+       SELECT p.debit_id, p.loan_id, p.amount, p.value_date, p.reference, COALESCE(a.applied, 0) AS applied,
+              nextval('{entry_seq}') AS entry_id, nextval('{payment_seq}') AS payment_id
          FROM _pay p LEFT JOIN (SELECT debit_id, SUM(amt) AS applied FROM _alloc GROUP BY debit_id) a
               ON a.debit_id = p.debit_id
-        WHERE p.fast""",
+        WHERE p.fast
+        ORDER BY p.loan_id""",
     "ANALYZE _paysum",
-    """CREATE TEMP TABLE _ent (id bigint, idempotency_key text) ON COMMIT DROP""",
-    """WITH ins AS (
-           INSERT INTO servicing_journalentry (kind, loan_id, value_date, idempotency_key, memo, created_at)
-           SELECT 'payment', s.loan_id, s.value_date, 'payment:' || s.reference, 'bank payment ' || s.reference, now()
-             FROM _paysum s
-           RETURNING id, idempotency_key)
-       INSERT INTO _ent SELECT id, idempotency_key FROM ins""",
+    """INSERT INTO servicing_journalentry (id, kind, loan_id, value_date, idempotency_key, memo, created_at)
+       SELECT s.entry_id, 'payment', s.loan_id, s.value_date, 'payment:' || s.reference,
+              'bank payment ' || s.reference, now()
+         FROM _paysum s ORDER BY s.entry_id""",
     """INSERT INTO servicing_journalline (entry_id, loan_id, account, amount)
-       SELECT e.id, s.loan_id, x.account, x.amount
-         FROM _paysum s JOIN _ent e ON e.idempotency_key = 'payment:' || s.reference
-        CROSS JOIN LATERAL (VALUES ('clearing_bank', s.amount), ('credit_balance', s.applied - s.amount))
-              AS x(account, amount)
-        WHERE x.amount <> 0
-       UNION ALL
-       SELECT e.id, s.loan_id, a.component || '_receivable', -SUM(a.amt)
-         FROM _alloc a JOIN _paysum s ON s.debit_id = a.debit_id
-         JOIN _ent e ON e.idempotency_key = 'payment:' || s.reference
-        GROUP BY e.id, s.loan_id, a.component""",
-    """CREATE TEMP TABLE _pmt (id bigint, reference text, debit_id bigint) ON COMMIT DROP""",
-    """WITH ins AS (
-           INSERT INTO servicing_payment (reference, loan_id, channel, amount, value_date, prepay_mode,
-                                          applied_amount, credited_amount, entry_id, reversed, created_at, note)
-           SELECT s.reference, s.loan_id, 'bank', s.amount, s.value_date, '', s.applied, s.amount - s.applied,
-                  e.id, false, now(), 'auto-debit'
-             FROM _paysum s JOIN _ent e ON e.idempotency_key = 'payment:' || s.reference
-           RETURNING id, reference)
-       INSERT INTO _pmt SELECT ins.id, ins.reference, s.debit_id FROM ins JOIN _paysum s ON s.reference = ins.reference""",
+       SELECT entry_id, loan_id, account, amount FROM (
+           SELECT s.entry_id, s.loan_id, x.account, x.amount, x.ord
+             FROM _paysum s
+            CROSS JOIN LATERAL (VALUES ('clearing_bank', s.amount, 0), ('credit_balance', s.applied - s.amount, 9))
+                  AS x(account, amount, ord)
+            WHERE x.amount <> 0
+           UNION ALL
+           SELECT s.entry_id, s.loan_id, a.component || '_receivable', -SUM(a.amt), 1
+             FROM _alloc a JOIN _paysum s ON s.debit_id = a.debit_id
+            GROUP BY s.entry_id, s.loan_id, a.component) q
+        ORDER BY entry_id, ord, account""",
+    """INSERT INTO servicing_payment (id, reference, loan_id, channel, amount, value_date, prepay_mode,
+                                     applied_amount, credited_amount, entry_id, reversed, created_at, note)
+       SELECT s.payment_id, s.reference, s.loan_id, 'bank', s.amount, s.value_date, '', s.applied,
+              s.amount - s.applied, s.entry_id, false, now(), 'auto-debit'
+         FROM _paysum s ORDER BY s.payment_id""",
+    """CREATE TEMP TABLE _pmt ON COMMIT DROP AS SELECT payment_id AS id, reference, debit_id FROM _paysum""",
     """INSERT INTO servicing_allocation (entry_id, payment_id, instalment_id, component, amount)
-       SELECT e.id, pm.id, a.inst_id, a.component, a.amt
-         FROM _alloc a JOIN _pmt pm ON pm.debit_id = a.debit_id
-         JOIN _ent e ON e.idempotency_key = 'payment:' || pm.reference""",
+       SELECT s.entry_id, s.payment_id, a.inst_id, a.component, a.amt
+         FROM _alloc a JOIN _paysum s ON s.debit_id = a.debit_id
+        ORDER BY s.entry_id, a.inst_id, a.component""",
     """CREATE TEMP TABLE _instpaid ON COMMIT DROP AS
            SELECT a.inst_id, MAX(s.value_date) AS vd,
                   COALESCE(SUM(a.amt) FILTER (WHERE a.component = 'principal'), 0) AS p,
@@ -138,7 +137,11 @@ POST_SQL = [
        UPDATE servicing_loan l
           SET credit_balance = l.credit_balance + od.credit, dpd = od.dpd,
               status = CASE WHEN od.dpd > 0 THEN 'overdue' ELSE 'active' END
-         FROM od WHERE l.id = od.loan_id""",
+         FROM od WHERE l.id = od.loan_id
+          -- a loan whose figures do not change is not rewritten (a new row version in every index of the loan,
+          -- for nothing; its history trigger would record nothing either)
+          AND (od.credit <> 0 OR l.dpd <> od.dpd
+               OR l.status <> CASE WHEN od.dpd > 0 THEN 'overdue' ELSE 'active' END)""",
     """INSERT INTO servicing_auditlog (at, actor_label, action, object_type, object_id, reason, data)
        SELECT now(), 'system', 'payment.posted', 'servicing.payment', pm.id::text, '',
               jsonb_build_object('amount', s.amount::text, 'channel', 'bank', 'prepay', '', 'debit', s.reference)
@@ -148,6 +151,13 @@ POST_SQL = [
 OUT_SQL = ("(i.principal_due + i.interest_due + i.fee_due + i.penalty_accrued + i.compound_accrued"
            " - i.principal_paid - i.interest_paid - i.fee_paid - i.penalty_paid - i.compound_paid"
            " - i.principal_waived - i.interest_waived - i.fee_waived - i.penalty_waived - i.compound_waived)")
+
+
+def _sequences(cur) -> dict[str, str]:
+    cur.execute("SELECT pg_get_serial_sequence('servicing_journalentry', 'id'), "
+                "pg_get_serial_sequence('servicing_payment', 'id')")
+    entry, payment = cur.fetchone()
+    return {"entry": entry, "payment": payment}
 
 
 def post_succeeded_debits(source: str, *, before_slow=None) -> dict:
@@ -160,7 +170,10 @@ def post_succeeded_debits(source: str, *, before_slow=None) -> dict:
     """
     timings = []
     with connection.cursor() as cur:
-        for sql in [ELIGIBLE_SQL.format(source=source), "ANALYZE _pay", ALLOC_SQL, "ANALYZE _alloc", *(s.replace("{out}", OUT_SQL) for s in POST_SQL)]:
+        seqs = _sequences(cur)
+        post = [s.replace("{out}", OUT_SQL).replace("{entry_seq}", seqs["entry"]).replace("{payment_seq}", seqs["payment"])
+                for s in POST_SQL]
+        for sql in [ELIGIBLE_SQL.format(source=source), "ANALYZE _pay", ALLOC_SQL, "ANALYZE _alloc", *post]:
             t0 = time.perf_counter()
             cur.execute(sql)
             timings.append(round(time.perf_counter() - t0, 3))
@@ -177,7 +190,7 @@ def post_succeeded_debits(source: str, *, before_slow=None) -> dict:
         settle_ids = [r[0] for r in cur.fetchall()]
         cur.execute("SELECT debit_id FROM _pay WHERE NOT fast")
         slow = [r[0] for r in cur.fetchall()]
-        cur.execute("DROP TABLE _pay, _alloc, _paysum, _ent, _pmt, _instpaid")
+        cur.execute("DROP TABLE _pay, _alloc, _paysum, _pmt, _instpaid")
     from servicing.services.payments import settle_if_paid
 
     for loan in Loan.objects.filter(pk__in=settle_ids):

@@ -14,6 +14,9 @@ One service for the command, the admin upload (with a dry-run preview) and the A
 4. Good rows are applied in chunks, each chunk one transaction: conditional debit updates (a debit already
    final with the same outcome is left alone, so a re-run after a crash re-applies nothing), attempts,
    payments (set-based, see posting.py) and failure actions (failures.py).
+5. The borrowers' payment receipts follow the chunks, for every succeeded payment of the file: inline for a
+   few, else one django-q2 task per file enqueued in the transaction that marks the file processed
+   (bulk_notices.file_receipts / queue_file_receipts; idempotent on the notices' dedupe key).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from servicing.models import Channel, DebitBatch, ResultFile
 from servicing.models.debits import BatchStatus, ResultFileStatus
 from servicing.services import audit
 
-from .bulk_notices import bulk_threshold, queue_receipts
+from .bulk_notices import file_receipts
 from .failures import Failure, apply_failures
 from .faults import fault
 from .policy import CATEGORIES
@@ -360,13 +363,20 @@ def _process(rf, channel, layout, stage, table, business_date, user) -> dict:
         (max_line,) = cur.fetchone()
 
     size = _chunk_size()
-    chunk_no = 0
-    for start in range(0, max_line + 1, size):
+    starts = list(range(0, max_line + 1, size))
+    workers = _workers(len(starts), max_line)
+
+    def one_chunk(start: int) -> None:
         # a pghistory context: attribution for the audit events, and the triggers need not look one up per row
         with transaction.atomic(), pghistory.context(source="import_debit_results", result_file=rf.pk):
             _apply_chunk(rf, table, start, start + size - 1, business_date)
-        chunk_no += 1
-        fault("import_chunk", chunk_no)
+
+    if workers == 1:
+        for chunk_no, start in enumerate(starts, start=1):
+            one_chunk(start)
+            fault("import_chunk", chunk_no)
+    else:
+        _apply_parallel(one_chunk, starts, workers)
 
     summary = _summary(table, channel)
     batch_ids = summary.pop("_batch_ids")
@@ -381,7 +391,51 @@ def _process(rf, channel, layout, stage, table, business_date, user) -> dict:
             business_date=business_date or _max_batch_date(batch_ids))
         audit.record("result_file.imported", rf, actor=user, rows=summary["rows"],
                      succeeded=summary["succeeded"], exceptions=summary["exceptions"])
+        # borrower receipts: inline for a few, else one django-q2 task for the file, enqueued with this commit
+        file_receipts(rf.pk)
     return summary
+
+
+def _workers(n_chunks: int, max_line: int) -> int:
+    """Chunks applied at once, each on its own connection: they touch disjoint loans (one debit in flight per
+    loan; a second row for a reference is an exception), so they do not wait on each other. Only for big
+    files outside a transaction (not the admin's dry run, whose chunks must roll back together)."""
+    wanted = int(os.environ.get("REPAYDESK_IMPORT_WORKERS") or settings.REPAYDESK.get("IMPORT_WORKERS", 2))
+    min_rows = int(settings.REPAYDESK.get("IMPORT_PARALLEL_MIN_ROWS", 50000))
+    if wanted <= 1 or n_chunks < 2 or max_line < min_rows or connection.in_atomic_block:
+        return 1
+    return min(wanted, n_chunks)
+
+
+def _apply_parallel(one_chunk, starts: list[int], workers: int) -> None:
+    """Each chunk is its own transaction on a thread's own connection (closed after); a failure stops the
+    chunks not yet started and is raised once the running ones finished. A re-run (after an error or a
+    SIGKILL) re-applies nothing of the committed chunks."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    lock = threading.Lock()
+    state = {"done": 0, "failed": False}
+
+    def run(start: int) -> None:
+        if state["failed"]:
+            return
+        try:
+            one_chunk(start)
+        except BaseException:
+            state["failed"] = True
+            raise
+        finally:
+            connection.close()
+        with lock:
+            state["done"] += 1
+            n = state["done"]
+        fault("import_chunk", n)
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="import-chunk") as pool:
+        futures = [pool.submit(run, start) for start in starts]
+    for f in futures:
+        f.result()
 
 
 def _max_batch_date(batch_ids):
@@ -397,8 +451,19 @@ def _apply_chunk(rf: ResultFile, table: str, lo: int, hi: int, business_date: da
         cur.execute("SELECT set_config('pgtrigger.ignore', '{}', true)")
         # JIT compiling each of these one-off statements costs more than it saves at chunk sizes
         cur.execute("SET LOCAL jit = off")
+        # the chunk's hash aggregates and sorts (tens of thousands of rows) stay in memory
+        cur.execute("SET LOCAL work_mem = '64MB'")
         cur.execute("CREATE TEMP TABLE _applied (debit_id bigint, loan_id bigint, amount numeric, value_date date, "
                     "reference text, outcome text, category text, line_no int, failed_on date) ON COMMIT DROP")
+        # the loans that get a payment, locked first (in id order, as post_payment locks a loan before its
+        # debits): a payment racing the import waits for the chunk instead of interleaving with the set-based
+        # allocation (which reads the instalments before it updates them)
+        cur.execute(f"""
+            SELECT l.id FROM servicing_loan l
+             WHERE l.id IN (SELECT c.loan_id FROM {table} c
+                             WHERE c.line_no BETWEEN %(lo)s AND %(hi)s AND c.reason_code IS NULL
+                               AND c.outcome = 'succeeded')
+             ORDER BY l.id FOR UPDATE OF l""", {"lo": lo, "hi": hi})
         # the debits to apply, locked; they are updated once, after the set-based posting, with their outcome
         # AND their payment (one UPDATE of 13-index rows instead of two)
         cur.execute(f"""
@@ -441,31 +506,11 @@ def _apply_chunk(rf: ResultFile, table: str, lo: int, hi: int, business_date: da
               LEFT JOIN _pmt pm ON pm.debit_id = a.debit_id
              WHERE d.id = a.debit_id""")
 
-    posted = post_succeeded_debits("_succ", before_slow=update_debits)
+    post_succeeded_debits("_succ", before_slow=update_debits)
     apply_failures(failed, result_file_id=rf.pk)
-    if len(posted["fast_ids"]) > bulk_threshold():
-        # a large chunk: the receipts of the set-based payments in one INSERT … SELECT into the outbox, in
-        # this transaction (the per-loan path's payments got theirs from post_payment already)
-        queue_receipts(posted["fast_ids"])
-    elif posted["payment_ids"]:
-        ids = posted["payment_ids"]
-        transaction.on_commit(lambda: _send_receipts(ids))
+    # the receipts of the payments are a follow-up step of the file (bulk_notices.file_receipts), not here
     with connection.cursor() as cur:
         cur.execute("DROP TABLE _applied, _succ")
-
-
-def _send_receipts(payment_ids: list[int]) -> None:
-    """payment_receipt notices for debit payments, after the chunk commits: inline for a few, else django-q2
-    tasks of 20k (a receipt costs the outbox several queries; a 1M-row import must not wait for them)."""
-    if len(payment_ids) <= int(settings.REPAYDESK.get("INLINE_RECEIPTS_MAX", 200)):
-        from servicing.tasks import send_payment_receipts
-
-        send_payment_receipts(payment_ids)
-        return
-    from django_q.tasks import async_task
-
-    for i in range(0, len(payment_ids), 20000):
-        async_task("servicing.tasks.send_payment_receipts", payment_ids[i:i + 20000])
 
 
 def _summary(table: str, channel: Channel) -> dict:
