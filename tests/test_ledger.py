@@ -222,7 +222,7 @@ def test_verify_books_catches_a_settled_loan_that_still_owes(reference):
     assert _verify_exit_code() == 1
 
 
-# --------------------------------------------------------------------------- audit history (statement-level triggers)
+# --------------------------------------------------------------------------- audit history
 
 
 @pytest.mark.django_db

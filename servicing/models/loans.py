@@ -139,7 +139,10 @@ class LoanStatus(models.TextChoices):
     WRITTEN_OFF = "written_off", _("已核销")
 
 
-@pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), level=pghistory.Statement)  # one trigger call per statement (set-based paths)
+# Row-level history on purpose: pghistory's statement-level trigger joins the OLD and NEW transition tables, and
+# PL/pgSQL caches that plan for the connection's life from the first (often one-row) update: a later
+# 13k-row business-day update then ran a nested loop, 160 s instead of 1.4 s.
+@pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent())
 class Loan(models.Model):
     """One contract (合同号) with one live schedule."""
 
@@ -203,7 +206,7 @@ OPEN_INSTALMENT_STATUSES = (InstalmentStatus.PENDING, InstalmentStatus.PARTIALLY
 COMPONENTS = ("penalty", "compound", "fee", "interest", "principal")
 
 
-@pghistory.track(pghistory.UpdateEvent(), level=pghistory.Statement)  # one trigger call per statement
+@pghistory.track(pghistory.UpdateEvent())  # row-level: see Loan
 class Instalment(models.Model):
     """One dated amount of the schedule (期次), with what was paid and waived per component.
 
