@@ -59,6 +59,9 @@ MIDDLEWARE = [
     "pghistory.middleware.HistoryMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
+# History context (who, which URL) for the requests that change data; a GET changes nothing tracked, and
+# opening a context on every page view costs each borrower page a share of its budget.
+PGHISTORY_MIDDLEWARE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
