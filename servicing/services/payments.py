@@ -65,7 +65,7 @@ def _dues(instalments: list[Instalment], value_date: date) -> list[InstalmentDue
 
 
 def _apply_lines(instalments: dict[int, Instalment], lines: list[tuple[int, str, Decimal]], value_date: date) -> None:
-    """Add paid amounts to instalments and refresh their status (few rows: one loan)."""
+    """Add paid amounts (negative: taken back by a reversal) to instalments and refresh their status."""
     touched: dict[int, Instalment] = {}
     for key, component, amount in lines:
         inst = instalments[key]
@@ -75,6 +75,8 @@ def _apply_lines(instalments: dict[int, Instalment], lines: list[tuple[int, str,
         inst.status = instalment_status(inst, value_date)
         if inst.status == InstalmentStatus.PAID:
             inst.paid_on = value_date
+        else:
+            inst.paid_on = None
         inst.save(update_fields=[*(f"{c}_paid" for c in COMPONENTS), "status", "paid_on"])
 
 
@@ -315,17 +317,10 @@ def reverse_payment(payment: Payment, *, on_date: date, reason: str, user=None) 
                            f"but only {loan.credit_balance} is left; the rest was used since")
     reverse_entry(payment.entry, value_date=on_date, memo=f"reversal of payment {payment.reference}: {reason}"[:200],
                   user=user)
-    allocations = list(payment.allocations.values_list("instalment_id", "component", "amount"))
-    instalments = {i.pk: i for i in Instalment.objects.select_for_update().filter(
-        pk__in={key for key, _, _ in allocations})}
-    for key, component, amount in allocations:
-        inst = instalments[key]
-        setattr(inst, f"{component}_paid", getattr(inst, f"{component}_paid") - amount)
-    for inst in instalments.values():
-        inst.status = instalment_status(inst, on_date)
-        if inst.status != InstalmentStatus.PAID:
-            inst.paid_on = None
-        inst.save(update_fields=[*(f"{c}_paid" for c in COMPONENTS), "status", "paid_on"])
+    taken_back = [(key, c, -amount) for key, c, amount in
+                  payment.allocations.values_list("instalment_id", "component", "amount")]
+    instalments = Instalment.objects.select_for_update().in_bulk({key for key, _, _ in taken_back})
+    _apply_lines(instalments, taken_back, on_date)
     Payment.objects.filter(pk=payment.pk).update(reversed=True)
     payment.reversed = True
     loan.credit_balance -= payment.credited_amount
