@@ -264,6 +264,8 @@ class ReconciliationExceptionAdmin(admin.ModelAdmin):
 @admin.register(MissedDebitException)
 class MissedDebitExceptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("business_date", "loan", "instalment", "reason", "status", "resolved_at")
+    fields = ("instalment", "loan", "business_date", "reason", "status", "resolved_by", "resolved_at",
+              "resolution_note")  # the inherited ResolvableException fields would otherwise come first
     list_filter = ("status", "reason")
     search_fields = ("loan__contract_no",)
     actions = (mark_resolved,)

@@ -6,17 +6,13 @@ from datetime import date
 from decimal import Decimal
 
 from servicing.domain.accrual import PayoffQuote, bucket, payoff_quote
-from servicing.domain.money import ZERO
+from servicing.domain.money import ZERO, format_amount
 from servicing.domain.schedule import Method, accrued_interest
 from servicing.models import Instalment, Loan
 from servicing.models.loans import InstalmentStatus, PrepaymentRule
 from servicing.models.mandates import MandateStatus
 
 KEYS = ("principal", "interest", "penalty", "compound", "fees")
-
-
-def _money(value: Decimal) -> str:
-    return f"{value:.2f}"
 
 
 def live_instalments(loan: Loan) -> list[Instalment]:
@@ -39,8 +35,8 @@ def outstanding(instalments: list[Instalment], *, overdue_only: bool = False) ->
 
 
 def _with_total(values: dict[str, Decimal]) -> dict[str, str]:
-    data = {k: _money(v) for k, v in values.items()}
-    data["total"] = _money(sum(values.values(), ZERO))
+    data = {k: format_amount(v) for k, v in values.items()}
+    data["total"] = format_amount(sum(values.values(), ZERO))
     return data
 
 
@@ -55,7 +51,7 @@ def loan_status(loan: Loan) -> dict:
         "dpd": loan.dpd,
         "outstanding": _with_total(outstanding(instalments)),
         "overdue": _with_total(outstanding(instalments, overdue_only=True)),
-        "credit_balance": _money(loan.credit_balance),
+        "credit_balance": format_amount(loan.credit_balance),
         "settled_on": loan.settled_on.isoformat() if loan.settled_on else None,
         "mandate": {"status": mandate.status, "account": mandate.masked_account} if mandate else None,
         "collection_case": collection_case(loan),
@@ -64,11 +60,11 @@ def loan_status(loan: Loan) -> dict:
             {
                 "seq": i.seq,
                 "due_date": i.due_date.isoformat(),
-                "principal": _money(i.principal_due),
-                "interest": _money(i.interest_due),
-                "fee": _money(i.fee_due),
-                "penalty": _money(i.penalty_accrued + i.compound_accrued),
-                "paid": _money(i.total_paid),
+                "principal": format_amount(i.principal_due),
+                "interest": format_amount(i.interest_due),
+                "fee": format_amount(i.fee_due),
+                "penalty": format_amount(i.penalty_accrued + i.compound_accrued),
+                "paid": format_amount(i.total_paid),
                 "status": i.status,
             }
             for i in instalments

@@ -19,6 +19,7 @@ from django.db import transaction
 from collections_app import rules
 from collections_app.models import StrategyStage
 from servicing.models.loans import LoanProduct
+from servicing.queueing import enqueue_with_transaction
 from servicing.services.accrual import grace_end
 from servicing.sql import execute as _exec
 from servicing.sql import fetch_all as _rows
@@ -500,7 +501,8 @@ def _messages(d: date, p: dict) -> dict:
 
 
 def _dispatch(attempt_ids: list[int]) -> None:
-    """Hand the day's messages to the outbox: inline when few, else in chunks to django-q2 after commit."""
+    """Hand the day's messages to the outbox: inline when few, else in chunks to django-q2, enqueued with the
+    step's transaction (servicing.queueing): the tasks exist exactly when the day's attempts were committed."""
     if not attempt_ids:
         return
     if len(attempt_ids) <= rules.conf("INLINE_MESSAGE_LIMIT"):
@@ -509,15 +511,8 @@ def _dispatch(attempt_ids: list[int]) -> None:
         send_automatic_messages(attempt_ids)
         return
     size = rules.conf("MESSAGE_CHUNK")
-    chunks = [attempt_ids[i:i + size] for i in range(0, len(attempt_ids), size)]
-
-    def enqueue() -> None:
-        from django_q.tasks import async_task
-
-        for chunk in chunks:
-            async_task("collections_app.tasks.send_messages", chunk)
-
-    transaction.on_commit(enqueue)
+    for i in range(0, len(attempt_ids), size):
+        enqueue_with_transaction("collections_app.tasks.send_messages", attempt_ids[i:i + size])
 
 
 def _day_start(d: date) -> datetime:

@@ -17,7 +17,7 @@ from collections_app.models import (
 )
 from collections_app.rules import conf
 from servicing import roles
-from servicing.domain.money import ZERO, fen
+from servicing.domain.money import ZERO, fen, format_amount_grouped
 from servicing.models import Instalment
 from servicing.services import audit
 
@@ -55,7 +55,7 @@ def make_promise(*, case: CollectionCase, amount: Decimal | str, due_date: date,
     from notices.services.events import notify
 
     notify("promise_confirmed", loan=case.loan, obj=promise, on_date=on_date, collection=True,
-           context={"promise_amount": f"{amount:,.2f}", "promise_date": due_date.isoformat()})
+           context={"promise_amount": format_amount_grouped(amount), "promise_date": due_date.isoformat()})
     return promise
 
 
@@ -138,7 +138,7 @@ def plan_terms(arr: HardshipArrangement) -> str:
     insts = list(Instalment.objects.filter(pk__in=arr.instalment_ids).order_by("due_date"))
     total = sum((Decimal(v) for v in arr.arrears.values()), ZERO)
     first = insts[0].due_date.isoformat() if insts else "-"
-    return f"逾期金额 {total:,.2f} 元分 {arr.n_instalments} 期并入还款计划偿还，首期 {first}"
+    return f"逾期金额 {format_amount_grouped(total)} 元分 {arr.n_instalments} 期并入还款计划偿还，首期 {first}"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from notices.conf import business, conf, public_url
 from notices.models import CertificateStatus, SettlementCertificate
-from servicing.domain.money import chinese_capital
+from servicing.domain.money import chinese_capital, format_amount_grouped
 from servicing.services import audit
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud over the phone
@@ -48,7 +48,7 @@ def certificate_data(loan, *, number: str, code: str, issued_on: date, version: 
         "issued_on": issued_on.isoformat(), "borrower_name": borrower.name,
         "borrower_masked_name": borrower.masked_name, "id_masked": borrower.masked_id_number,
         "contract_no": loan.contract_no, "contract_masked": loan.masked_contract_no, "product": product.name,
-        "amount": f"{loan.principal:,.2f}", "amount_capital": chinese_capital(loan.principal),
+        "amount": format_amount_grouped(loan.principal), "amount_capital": chinese_capital(loan.principal),
         "term_months": loan.term_months, "disbursed_on": loan.disbursed_on.isoformat(),
         "method": METHOD_LABELS.get(loan.schedule_method, loan.schedule_method),
         "settled_on": loan.settled_on.isoformat() if loan.settled_on else "",

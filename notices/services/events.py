@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from notices.catalog import event_spec
 from notices.conf import business, conf, public_url
+from servicing.domain.money import format_amount_grouped
 
 from .outbox import NoticeError, queue
 
@@ -28,10 +29,6 @@ COMPONENT_LABELS = {
     "en": {"principal": "principal", "interest": "interest", "fee": "fees", "penalty": "penalty interest",
            "compound": "compound interest"},
 }
-
-
-def money(value: Decimal | None) -> str:
-    return f"{value or Decimal('0'):,.2f}"
 
 
 def _lang(loan) -> str:
@@ -58,10 +55,10 @@ def _payment_context(loan, payment, lang: str) -> dict:
     paid = dict(payment.allocations.values_list("component").annotate(total=Sum("amount")))
     unit = "元" if lang == "zh-hans" else ""
     sep = "，" if lang == "zh-hans" else ", "
-    parts = [f"{labels.get(c, c)} {money(paid[c])}{unit}" for c in labels if paid.get(c)]
+    parts = [f"{labels.get(c, c)} {format_amount_grouped(paid[c])}{unit}" for c in labels if paid.get(c)]
     if payment.credited_amount:
-        parts.append(f"挂账余额 {money(payment.credited_amount)}元" if lang == "zh-hans"
-                     else f"credit balance {money(payment.credited_amount)}")
+        parts.append(f"挂账余额 {format_amount_grouped(payment.credited_amount)}元" if lang == "zh-hans"
+                     else f"credit balance {format_amount_grouped(payment.credited_amount)}")
     if loan.status == "settled":
         next_step = "您的贷款已全部结清。" if lang == "zh-hans" else "Your loan is now settled in full."
     else:
@@ -69,10 +66,10 @@ def _payment_context(loan, payment, lang: str) -> dict:
         if nxt is None:
             next_step = ""
         elif lang == "zh-hans":
-            next_step = f"下期应还 {money(nxt.total_outstanding)} 元，到期日 {nxt.due_date}。"
+            next_step = f"下期应还 {format_amount_grouped(nxt.total_outstanding)} 元，到期日 {nxt.due_date}。"
         else:
-            next_step = f"Next due: CNY {money(nxt.total_outstanding)} on {nxt.due_date}."
-    return {"amount": money(payment.amount), "value_date": payment.value_date.isoformat(),
+            next_step = f"Next due: CNY {format_amount_grouped(nxt.total_outstanding)} on {nxt.due_date}."
+    return {"amount": format_amount_grouped(payment.amount), "value_date": payment.value_date.isoformat(),
             "paid_for": sep.join(parts) or "-", "next_step": next_step}
 
 
@@ -81,7 +78,7 @@ def _mandate_context(loan, mandate, lang: str) -> dict:
     cancelled = timezone.localdate(mandate.cancelled_at) if mandate.cancelled_at else timezone.localdate()
     return {"account": mandate.masked_account, "cancelled_on": cancelled.isoformat(),
             "next_due_date": nxt.due_date.isoformat() if nxt else "-",
-            "next_amount": money(nxt.total_outstanding) if nxt else "0.00",
+            "next_amount": format_amount_grouped(nxt.total_outstanding) if nxt else "0.00",
             "resign_url": public_url(conf("RESIGN_PATH"))}
 
 
@@ -111,7 +108,7 @@ def _instalment_context(loan, inst, lang: str) -> dict:
     from servicing.models.mandates import MandateStatus
 
     mandate = loan.mandates.filter(status=MandateStatus.ACTIVE).first()
-    return {"amount": money(inst.total_outstanding), "due_date": inst.due_date.isoformat(),
+    return {"amount": format_amount_grouped(inst.total_outstanding), "due_date": inst.due_date.isoformat(),
             "account": mandate.masked_account if mandate else "-"}
 
 
@@ -136,7 +133,7 @@ def _overdue_context(loan, obj, lang: str, on_date: date | None, given: dict) ->
               "fees": "fee"}
     names = COMPONENT_LABELS[lang]
     unit = " 元" if lang == "zh-hans" else ""
-    parts = [f"{names[labels[k]]} {money(v)}{unit}" for k, v in overdue.items() if v]
+    parts = [f"{names[labels[k]]} {format_amount_grouped(v)}{unit}" for k, v in overdue.items() if v]
     note = ""
     if given.get("agency") and given.get("effective_on"):
         note = (f"自{given['effective_on']}起，您的逾期款项将委托{given['agency']}协助催收，"
@@ -144,7 +141,7 @@ def _overdue_context(loan, obj, lang: str, on_date: date | None, given: dict) ->
                 f"From {given['effective_on']}, {given['agency']} will assist us in collecting the overdue amount; "
                 f"please still pay only through official channels.")
     return {"dpd": str(loan.dpd), "as_of": (on_date or timezone.localdate()).isoformat(),
-            "overdue_total": money(sum(overdue.values(), Decimal("0"))),
+            "overdue_total": format_amount_grouped(sum(overdue.values(), Decimal("0"))),
             "overdue_breakdown": ("，" if lang == "zh-hans" else ", ").join(parts) or "-",
             "complaint_phone": conf("COMPLAINT_PHONE"), "hardship_phone": conf("HARDSHIP_PHONE"),
             "extra_note": note}

@@ -38,12 +38,18 @@ class ErrorSerializer(serializers.Serializer):
 # ------------------------------------------------------------------------------ loans
 
 
-class ComponentsSerializer(serializers.Serializer):
+# The amounts by component as decimal strings, shared by ComponentsSerializer and PayoffQuoteSerializer.
+# Comments, not docstrings, on these classes: a docstring becomes the schema's description.
+# DRF puts the fields of the bases (in base order) before a class's own, which keeps the documented order.
+class _ComponentFields(serializers.Serializer):
     principal = serializers.CharField()
     interest = serializers.CharField()
     penalty = serializers.CharField()
     compound = serializers.CharField()
     fees = serializers.CharField()
+
+
+class ComponentsSerializer(_ComponentFields):
     total = serializers.CharField()
 
 
@@ -129,14 +135,12 @@ class PayoffQuerySerializer(serializers.Serializer):
     date = serializers.DateField(help_text="YYYY-MM-DD")
 
 
-class PayoffQuoteSerializer(serializers.Serializer):
+class _QuoteHeader(serializers.Serializer):
     contract_no = serializers.CharField()
     date = serializers.DateField()
-    principal = serializers.CharField()
-    interest = serializers.CharField()
-    penalty = serializers.CharField()
-    compound = serializers.CharField()
-    fees = serializers.CharField()
+
+
+class PayoffQuoteSerializer(_QuoteHeader, _ComponentFields):  # contract_no, date, the components, then these
     prepayment_fee = serializers.CharField()
     total = serializers.CharField()
 

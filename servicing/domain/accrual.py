@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 from datetime import date, timedelta
 from decimal import Decimal, localcontext
 
-from servicing.domain.money import fen
+from servicing.domain.money import fen, format_amount
 
 DAY_BASIS = 360
 # Enough digits that every product below is exact and the single division by 360 is
@@ -123,7 +123,7 @@ class PayoffQuote:
 
     def as_json(self) -> dict[str, str]:
         """Strings with exactly two decimals, so no float ever carries the amounts."""
-        return {f.name: f"{fen(getattr(self, f.name)):f}" for f in fields(self)}
+        return {f.name: format_amount(fen(getattr(self, f.name))) for f in fields(self)}
 
 
 def payoff_quote(

@@ -49,6 +49,22 @@ def fen_int_to_yuan(value: int) -> Decimal:
     return (Decimal(value) / 100).quantize(FEN)
 
 
+def format_amount(value: Decimal | None) -> str:
+    """Plain two decimals, "1234.50": the machine-read form (JSON, API, command output, bank and CSV files).
+
+    None is 0.00. The value is formatted as given, not rounded to the fen first.
+    """
+    return f"{ZERO if value is None else value:.2f}"
+
+
+def format_amount_grouped(value: Decimal | None) -> str:
+    """Grouped two decimals, "1,234.50": the human-read form (notice texts, certificates, messages).
+
+    None is 0.00. The value is formatted as given, not rounded to the fen first.
+    """
+    return f"{ZERO if value is None else value:,.2f}"
+
+
 def format_cny(value: Decimal | None) -> str:
     """¥1,234.56 as the ops console shows money."""
     if value is None:

@@ -8,6 +8,8 @@ import uuid
 
 from django.urls import reverse
 
+from servicing.domain.money import format_amount
+
 from .base import PaymentGateway
 
 
@@ -19,7 +21,7 @@ class SandboxGateway(PaymentGateway):
 
     def build_callback(self, order, *, succeeded: bool, now: float | None = None) -> tuple[bytes, dict]:
         body = json.dumps({"out_trade_no": order.out_trade_no, "trade_no": f"SBX{uuid.uuid4().hex[:24].upper()}",
-                           "amount": f"{order.amount:.2f}", "status": "SUCCESS" if succeeded else "FAILED"},
+                           "amount": format_amount(order.amount), "status": "SUCCESS" if succeeded else "FAILED"},
                           separators=(",", ":")).encode()
         ts = str(int(time.time() if now is None else now))
         return body, {"X-Gateway-Timestamp": ts, "X-Gateway-Signature": self.sign(ts, body)}

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from servicing.domain.money import MoneyError, parse_amount
+from servicing.domain.money import MoneyError, format_amount, parse_amount
 from servicing.models import GatewayPayment, Loan
 from servicing.models.debits import GatewayPaymentStatus
 from servicing.services import audit
@@ -53,7 +53,7 @@ def start_gateway_payment(loan: Loan, amount: Decimal | str, purpose: str = "due
         (n,) = cur.fetchone()
     order = GatewayPayment.objects.create(out_trade_no=f"GP{timezone.localdate():%Y%m%d}{n:010d}", gateway=gateway,
                                           loan=loan, amount=amount, purpose=purpose[:20])
-    return {"out_trade_no": order.out_trade_no, "amount": f"{amount:.2f}",
+    return {"out_trade_no": order.out_trade_no, "amount": format_amount(amount),
             "pay_url": get_gateway(gateway).pay_url(order)}
 
 

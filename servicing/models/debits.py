@@ -188,7 +188,23 @@ class ExceptionStatus(models.TextChoices):
     RESOLVED = "resolved", _("已处理")
 
 
-class ReconciliationException(models.Model):
+class ResolvableException(models.Model):
+    """What a person resolves with a note (services.debits.resolution.resolve_exception): the fields the
+    reconciliation and missed-debit exceptions share.
+
+    Django puts inherited fields first in ``_meta.fields``: an admin page that shows them lists its ``fields``."""
+
+    status = models.CharField(max_length=10, choices=ExceptionStatus.choices, default=ExceptionStatus.OPEN)
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution_note = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+
+
+class ReconciliationException(ResolvableException):
     """A result row (or an unresolved unknown debit) that a person must look at (对账差错)."""
 
     result_file = models.ForeignKey(ResultFile, null=True, blank=True, on_delete=models.PROTECT,
@@ -200,11 +216,6 @@ class ReconciliationException(models.Model):
     raw_text = models.TextField(blank=True)
     reason_code = models.CharField(max_length=30)
     reason = models.CharField(max_length=300)
-    status = models.CharField(max_length=10, choices=ExceptionStatus.choices, default=ExceptionStatus.OPEN)
-    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
-    resolved_at = models.DateTimeField(null=True, blank=True)
-    resolution_note = models.CharField(max_length=300, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         verbose_name = _("对账差错")
@@ -226,7 +237,7 @@ class ReconciliationException(models.Model):
         return f"{where}{self.reason}"
 
 
-class MissedDebitException(models.Model):
+class MissedDebitException(ResolvableException):
     """An instalment due (or overdue) with no debit and no recorded reason: the sweep caught it (漏扣)."""
 
     instalment = models.OneToOneField("servicing.Instalment", on_delete=models.PROTECT,
@@ -234,11 +245,6 @@ class MissedDebitException(models.Model):
     loan = models.ForeignKey("servicing.Loan", on_delete=models.PROTECT, related_name="missed_debits")
     business_date = models.DateField()
     reason = models.CharField(max_length=40, help_text=_("已知原因（如协议已解约）"))
-    status = models.CharField(max_length=10, choices=ExceptionStatus.choices, default=ExceptionStatus.OPEN)
-    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
-    resolved_at = models.DateTimeField(null=True, blank=True)
-    resolution_note = models.CharField(max_length=300, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         verbose_name = _("漏扣差错")

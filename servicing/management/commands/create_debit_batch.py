@@ -1,3 +1,4 @@
+from servicing.domain.money import format_amount
 from servicing.management.base import RepayCommand, bad_usage, date_arg
 from servicing.models import Channel
 from servicing.services.debits.batches import create_debit_batch
@@ -16,7 +17,7 @@ class Command(RepayCommand):
         if channel is None:
             raise bad_usage(f"channel: '{o['channel']}' is not a channel code")
         result = create_debit_batch(o["date"], channel)
-        data = {"batch": result.batch.reference, "count": result.count, "amount": f"{result.amount:.2f}",
+        data = {"batch": result.batch.reference, "count": result.count, "amount": format_amount(result.amount),
                 "created": result.created}
         self.emit(o, data, f"{'created' if result.created else 'existing'} batch {result.batch.reference}: "
-                           f"{result.count} debits, {result.amount:.2f}")
+                           f"{result.count} debits, {format_amount(result.amount)}")

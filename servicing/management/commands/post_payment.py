@@ -1,3 +1,4 @@
+from servicing.domain.money import format_amount
 from servicing.management.base import RepayCommand, bad_usage, date_arg
 from servicing.models import Loan
 from servicing.services.payments import post_payment
@@ -23,9 +24,9 @@ class Command(RepayCommand):
                               reference=o["ref"], prepay=o["prepay"])
         p = result.payment
         loan.refresh_from_db()
-        data = {"reference": p.reference, "contract_no": loan.contract_no, "amount": f"{p.amount:.2f}",
-                "applied": f"{p.applied_amount:.2f}", "credited": f"{p.credited_amount:.2f}",
+        data = {"reference": p.reference, "contract_no": loan.contract_no, "amount": format_amount(p.amount),
+                "applied": format_amount(p.applied_amount), "credited": format_amount(p.credited_amount),
                 "created": result.created, "settled": loan.status == "settled", "loan_status": loan.status}
-        text = (f"{'posted' if result.created else 'already posted'} {p.reference}: {p.amount:.2f} "
-                f"(applied {p.applied_amount:.2f}, credit {p.credited_amount:.2f}); loan {loan.status}")
+        text = (f"{'posted' if result.created else 'already posted'} {p.reference}: {data['amount']} "
+                f"(applied {data['applied']}, credit {data['credited']}); loan {loan.status}")
         self.emit(o, data, text)

@@ -1,7 +1,7 @@
 import csv
 from decimal import Decimal
 
-from servicing.domain.money import MoneyError, parse_amount
+from servicing.domain.money import MoneyError, format_amount, parse_amount
 from servicing.domain.schedule import Method, ScheduleError, build_schedule
 from servicing.management.base import RepayCommand, bad_usage, date_arg, decimal_arg, positive_int_arg
 
@@ -36,5 +36,6 @@ class Command(RepayCommand):
         writer = csv.writer(self.stdout, lineterminator="\n")
         writer.writerow(["seq", "due_date", "principal", "interest", "fee", "total", "balance_after"])
         for line in lines:
-            writer.writerow([line.seq, line.due_date.isoformat(), f"{line.principal:.2f}", f"{line.interest:.2f}",
-                             f"{line.fee:.2f}", f"{line.total:.2f}", f"{line.balance_after:.2f}"])
+            writer.writerow([line.seq, line.due_date.isoformat(),
+                             *map(format_amount, (line.principal, line.interest, line.fee, line.total,
+                                                  line.balance_after))])

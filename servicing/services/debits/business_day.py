@@ -16,6 +16,7 @@ from datetime import date, timedelta
 from django.conf import settings
 from django.db import connection, transaction
 
+from servicing.domain.money import format_amount_grouped
 from servicing.models import Loan, MissedDebitException, PreDueWarning
 
 from .batches import OUTSTANDING_SQL
@@ -173,7 +174,7 @@ def sweep(d: date) -> dict:
         inst = me.instalment
         events.notify("debit_missed", loan=me.loan, obj=me, on_date=d, context={
             "reason": MISSED_TEXT.get(me.reason, me.reason), "due_date": inst.due_date.isoformat(),
-            "amount": f"{inst.total_outstanding:,.2f}", "pay_url": pay_url(me.loan),
+            "amount": format_amount_grouped(inst.total_outstanding), "pay_url": pay_url(me.loan),
             "pay_by": max(d, inst.due_date + timedelta(days=me.loan.product.grace_days)).isoformat(),
         })
     until = d + timedelta(days=int(settings.REPAYDESK.get("PRE_DUE_DAYS", 3)))
@@ -188,7 +189,7 @@ def sweep(d: date) -> dict:
         mandate = loan.mandates.filter(status__in=["active", "suspended"]).first()
         events.notify("pre_debit_reminder", loan=loan, obj=w, on_date=d, context={
             "will_not_debit": "yes", "reason": w.reason, "how_to_fix": FIX_TEXT.get(w.reason, ""),
-            "due_date": w.due_date.isoformat(), "amount": f"{w.amount:,.2f}", "pay_url": pay_url(loan),
+            "due_date": w.due_date.isoformat(), "amount": format_amount_grouped(w.amount), "pay_url": pay_url(loan),
             "account": mandate.masked_account if mandate else "—",
         })
     return stats

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from servicing.domain.money import format_amount
 from servicing.models import Channel, Debit, LoanProduct
 from servicing.services import reference_data
 from servicing.services.loans import book_loan, get_or_create_borrower
@@ -70,10 +71,10 @@ def seed(ctx) -> None:
     for loan, (status, code, message) in zip(loans, CATEGORY_ROWS, strict=False):
         debit = debits[loan.pk]
         ok = status == "SUCCESS"
-        w.writerow([debit.reference, f"{debit.amount:.2f}", status, code, message, d.isoformat() if ok else "",
+        w.writerow([debit.reference, format_amount(debit.amount), status, code, message, d.isoformat() if ok else "",
                     f"UP{debit.pk}" if ok else ""])
     back = debits[returned.pk]
-    w.writerow([back.reference, f"{back.amount:.2f}", "SUCCESS", "00", "交易成功", d.isoformat(), f"UP{back.pk}"])
+    w.writerow([back.reference, format_amount(back.amount), "SUCCESS", "00", "交易成功", d.isoformat(), f"UP{back.pk}"])
     garbage = debits[loans[len(CATEGORY_ROWS)].pk]
     w.writerow([garbage.reference, "12,3x", "SUCCESS", "00", "交易成功", d.isoformat(), ""])
     summary = import_debit_results(buf.getvalue().encode("utf-8-sig"), channel=channel, name="demo-result.csv")

@@ -13,6 +13,7 @@ from datetime import date
 
 from django.db import connection
 
+from servicing.domain.money import format_amount_grouped
 from servicing.models import Debit, RetryState
 from servicing.models.debits import RetryStatus
 from servicing.models.mandates import CancelCause, MandateStatus
@@ -107,7 +108,7 @@ def apply_failures(failures: list[Failure], *, result_file_id: int | None = None
                          else f"本期不再自动扣款，请通过 {url} 主动还款，逾期将产生罚息并影响征信")
             context = {
                 "reason": str(PLAIN_REASON.get(f.category, PLAIN_REASON["unclassified"])),
-                "category": f.category, "amount": f"{debit.amount:,.2f}", "next_step": next_step,
+                "category": f.category, "amount": format_amount_grouped(debit.amount), "next_step": next_step,
                 "next_retry_on": nxt.isoformat() if nxt else "", "pay_url": url,
             }
             if bulk:

@@ -18,7 +18,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from servicing.domain.money import ZERO
+from servicing.domain.money import ZERO, format_amount
 from servicing.models import Channel, Debit, DebitBatch, Incident, IncidentLoan, Instalment, Loan
 from servicing.models.debits import IncidentStatus
 from servicing.models.ledger import Account, EntryKind
@@ -267,7 +267,7 @@ def incident_report(incident: Incident) -> dict:
         "timeline": [{"event": k, "at": v.isoformat()} for k, v in timeline if v],
         "affected_loans": len(loan_ids),
         "by_bank_and_category": [{"bank": r["mandate__bank_code"], "category": r["category"], "count": r["n"],
-                                  "amount": f"{r['amount'] or ZERO:.2f}"} for r in by],
-        "waived": f"{incident.waived_amount:.2f}",
-        "recovered": {"count": rec["n"] or 0, "amount": f"{rec['amount'] or ZERO:.2f}"},
+                                  "amount": format_amount(r["amount"])} for r in by],
+        "waived": format_amount(incident.waived_amount),
+        "recovered": {"count": rec["n"] or 0, "amount": format_amount(rec["amount"])},
     }

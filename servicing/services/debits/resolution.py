@@ -8,6 +8,7 @@ from datetime import date
 from django.db import transaction
 from django.utils import timezone
 
+from servicing.domain.money import format_amount_grouped
 from servicing.models import Debit, DebitAttempt, MissedDebitException, ReconciliationException
 from servicing.models.debits import ExceptionStatus
 from servicing.services import audit
@@ -78,7 +79,7 @@ def return_debit(debit: Debit, *, on_date: date, reason: str, user=None) -> Debi
 
     lang_en = debit.loan.borrower.language == "en"
     events.notify("debit_failed", loan=debit.loan, obj=debit, on_date=on_date, context={
-        "amount": events.money(debit.amount),
+        "amount": format_amount_grouped(debit.amount),
         "reason": (f"the bank returned the debit of {debit.settled_on}" if lang_en
                    else f"银行退回了{debit.settled_on}的扣款"),
         "next_step": ("This payment has been cancelled and the amount is owed again; please pay it now"
