@@ -42,6 +42,11 @@ WITH todo AS (
        AND l.id NOT IN (SELECT x.loan_id FROM notices_notice x
                          WHERE x.event = 'pre_debit_reminder' AND x.on_date = %(d)s
                            AND x.object_type <> 'servicing.instalment' AND x.loan_id IS NOT NULL)
+       -- queued by an earlier run of the day: skipped here rather than built and dropped by ON CONFLICT
+       -- (a re-run of the day then costs one index probe per reminder)
+       AND NOT EXISTS (SELECT 1 FROM notices_notice q
+                        WHERE q.dedupe_key = 'pre_debit_reminder:servicing.instalment:' || i.id || ':' || %(ds)s
+                                             || ':' || %(channel)s)
 )
 INSERT INTO notices_notice
     (event, channel, language, borrower_id, loan_id, object_type, object_id, on_date, dedupe_key, status,
