@@ -40,7 +40,6 @@ from servicing.models import Channel, DebitBatch, ResultFile
 from servicing.models.debits import BatchStatus, ResultFileStatus
 from servicing.services import audit
 
-from .batches import ANALYZE_AT
 from .bulk_notices import file_receipts
 from .failures import Failure, apply_failures
 from .faults import fault
@@ -449,12 +448,6 @@ def _process(rf, channel, layout, stage, table, business_date, user) -> dict:
             ON CONFLICT (result_file_id, line_no) WHERE result_file_id IS NOT NULL DO NOTHING""", [rf.pk])
         cur.execute(f"SELECT COALESCE(MAX(line_no), 0) FROM {table}")
         (max_line,) = cur.fetchone()
-        if max_line >= ANALYZE_AT:
-            # the debits' statistics still say "planned" (gathered when the batch was built; the export then
-            # made them all submitted, and autovacuum may not have run since): the chunks' "status IN
-            # (submitted, unknown)" is estimated at one row and each chunk scans every debit per staged row
-            # (a 1M-row file stalled in its first chunk). 1.5 s at 1M.
-            cur.execute("ANALYZE servicing_debit")
 
     size = _chunk_size()
     starts = list(range(0, max_line + 1, size))
@@ -559,15 +552,19 @@ def _apply_chunk(rf: ResultFile, table: str, lo: int, hi: int, business_date: da
                                AND c.outcome = 'succeeded')
              ORDER BY l.id FOR UPDATE OF l""", {"lo": lo, "hi": hi})
         # the debits to apply, locked; they are updated once, after the set-based posting, with their outcome
-        # AND their payment (one UPDATE of 13-index rows instead of two)
+        # AND their payment (one UPDATE of 13-index rows instead of two). Each staged row looks its debit up by
+        # primary key (LATERAL): a join would depend on the debits' statistics, which still say "planned" right
+        # after an export if autovacuum has not analyzed them since; estimated at one row, "submitted" made
+        # the planner scan every debit per staged row (a 1M-row file stalled in its first chunk).
         cur.execute(f"""
             INSERT INTO _applied
             SELECT d.id, d.loan_id, d.amount, COALESCE(c.settled_on, c.batch_date) AS value_date,
                    d.reference, c.outcome, c.category, c.line_no, c.batch_date
-              FROM {table} c JOIN servicing_debit d ON d.id = c.debit_id
-             WHERE c.line_no BETWEEN %(lo)s AND %(hi)s AND c.reason_code IS NULL
-               AND d.status IN ('submitted', 'unknown')
-               FOR UPDATE OF d""", {"lo": lo, "hi": hi})
+              FROM {table} c
+             CROSS JOIN LATERAL (SELECT x.id, x.loan_id, x.amount, x.reference FROM servicing_debit x
+                                  WHERE x.id = c.debit_id AND x.status IN ('submitted', 'unknown')
+                                    FOR UPDATE) d
+             WHERE c.line_no BETWEEN %(lo)s AND %(hi)s AND c.reason_code IS NULL""", {"lo": lo, "hi": hi})
         cur.execute("""
             INSERT INTO servicing_debitattempt (debit_id, result_file_id, line_no, business_date, outcome, raw_status,
                                                 raw_code, raw_message, category, action, amount, created_at)
