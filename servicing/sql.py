@@ -16,3 +16,17 @@ def fetch_all(sql: str, params: dict | list | None = None) -> list[tuple]:
     with connection.cursor() as cur:
         cur.execute(sql, params if params is not None else {})
         return cur.fetchall()
+
+
+def chunk_settings(cur) -> None:
+    """For a transaction that works on one chunk of a big set-based job (tens of thousands to a million rows):
+    its hash aggregates and sorts stay in memory instead of spilling to disk (default work_mem is 4 MB). JIT
+    is off for every connection already (config/settings.py)."""
+    cur.execute("SET LOCAL work_mem = '64MB'")
+
+
+def define_trigger_settings(cur) -> None:
+    """Define pgtrigger's ignore list (ignoring nothing) for this transaction: its audit triggers otherwise
+    raise and catch an exception per row to find the setting unset, a subtransaction per row that scans the
+    deferred-trigger queue each time (quadratic in a big statement)."""
+    cur.execute("SELECT set_config('pgtrigger.ignore', '{}', true)")

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from servicing.models import BusinessDayRun, Loan
 from servicing.models.loans import LoanProduct
+from servicing.sql import define_trigger_settings
 from servicing.sql import execute as _exec
 
 from .accrual import grace_end
@@ -298,9 +299,7 @@ def run_business_day(d: date) -> dict:
         t0 = time.perf_counter()
         with transaction.atomic(), pghistory.context(business_day=d.isoformat(), step=name):
             with connection.cursor() as cur:
-                # audit triggers otherwise raise and catch an exception per row to find these settings unset,
-                # which scans the deferred-trigger queue each time: quadratic in a big step
-                cur.execute("SELECT set_config('pgtrigger.ignore', '{}', true)")
+                define_trigger_settings(cur)
             stats = step(d)
             stats["seconds"] = round(time.perf_counter() - t0, 3)
             BusinessDayRun.objects.update_or_create(

@@ -37,6 +37,7 @@ from django.utils import timezone
 from servicing.models import Channel, DebitBatch
 from servicing.models.debits import BatchStatus
 from servicing.services import audit
+from servicing.sql import chunk_settings
 
 from .faults import fault
 from .profiles import debit_layout, pg_date_format
@@ -268,10 +269,8 @@ def build_debit_batch_chunk(batch_id: int, chunk: int) -> dict:
             return json.loads(done) if done else {}
         lo += chunk * width
         params = {"d": d, "ds": f"{d:%Y%m%d}", "ch": channel_id, "batch": batch_id, "lo": lo, "hi": lo + width}
-        # the chunk's grouping and hashes in memory rather than external merges on disk (default 4 MB); the
-        # chunks are the parallelism: no parallel query workers on top of them (JIT is off for every
-        # connection: config/settings.py)
-        cur.execute("SET LOCAL work_mem = '64MB'")
+        # the chunks are the parallelism: no parallel query workers on top of them
+        chunk_settings(cur)
         cur.execute("SET LOCAL max_parallel_workers_per_gather = 0")
         cur.execute(CANDIDATES_SQL, params)
         cur.execute(INSERT_DEBITS_SQL, params)
@@ -421,7 +420,7 @@ def export_debit_batch(batch: DebitBatch, out: str | Path, *, user=None) -> dict
         if locked.status != batch.status:
             raise BatchError(f"batch: {batch.reference} changed while exporting; run again")
         with connection.cursor() as cur:
-            cur.execute("SET LOCAL work_mem = '64MB'")  # the ORDER BY of 1M rows sorted in memory, not on disk
+            chunk_settings(cur)  # the ORDER BY of 1M rows sorted in memory, not on disk
             cur.execute("SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM servicing_debit "
                         "WHERE batch_id = %s AND status = ANY(%s)", [batch.pk, list(statuses)])
             count, total = cur.fetchone()

@@ -30,6 +30,7 @@ from notices.models import ChannelPreference, Notice, NoticeStatus
 from notices.services.events import base_context
 from notices.services.outbox import NoticeError, dedupe_key, wake_dispatcher
 from notices.services.rules import next_allowed_time
+from servicing.sql import chunk_settings
 
 
 def bulk_threshold() -> int:
@@ -199,8 +200,7 @@ def queue_file_receipts(result_file_id: int) -> int:
     for i in range(0, len(ids), RECEIPTS_BLOCK):
         with transaction.atomic():
             with connection.cursor() as cur:
-                cur.execute("SET LOCAL jit = off")
-                cur.execute("SET LOCAL work_mem = '64MB'")
+                chunk_settings(cur)
             n += queue_receipts(ids[i:i + RECEIPTS_BLOCK])
     return n
 

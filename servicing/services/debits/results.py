@@ -39,6 +39,7 @@ from django.utils import timezone
 from servicing.models import Channel, DebitBatch, ResultFile
 from servicing.models.debits import BatchStatus, ResultFileStatus
 from servicing.services import audit
+from servicing.sql import chunk_settings, define_trigger_settings
 
 from .bulk_notices import file_receipts
 from .failures import Failure, apply_failures
@@ -533,13 +534,8 @@ def _max_batch_date(batch_ids):
 
 def _apply_chunk(rf: ResultFile, table: str, lo: int, hi: int, business_date: date | None) -> None:
     with connection.cursor() as cur:
-        # ignore no trigger ('{}'), but have the setting defined: pgtrigger's per-row check then needs no
-        # exception handler (a subtransaction per row) to find it missing
-        cur.execute("SELECT set_config('pgtrigger.ignore', '{}', true)")
-        # JIT compiling each of these one-off statements costs more than it saves at chunk sizes
-        cur.execute("SET LOCAL jit = off")
-        # the chunk's hash aggregates and sorts (tens of thousands of rows) stay in memory
-        cur.execute("SET LOCAL work_mem = '64MB'")
+        define_trigger_settings(cur)
+        chunk_settings(cur)
         cur.execute("CREATE TEMP TABLE _applied (debit_id bigint, loan_id bigint, amount numeric, value_date date, "
                     "reference text, outcome text, category text, line_no int, failed_on date) ON COMMIT DROP")
         # the loans that get a payment, locked first (in id order, as post_payment locks a loan before its
