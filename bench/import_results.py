@@ -121,9 +121,9 @@ def check_receipts(result_file_id: int, sample: int = 100) -> tuple[int, int, in
     from notices.models import Notice
     from notices.services.events import _payment_context, base_context
     from servicing.models import Payment
-    from servicing.services.debits.bulk_notices import file_payment_ids
+    from servicing.services.debits.bulk_notices import file_payment_blocks
 
-    ids = file_payment_ids(result_file_id)
+    ids = [pid for block in file_payment_blocks(result_file_id) for pid in block]
     channels = [c for c in event_spec("payment_receipt").channels if c != "email"]  # no e-mail addresses here
     with connection.cursor() as cur:
         cur.execute("""SELECT COUNT(*) FROM (

@@ -19,6 +19,8 @@ transaction that marks the file processed (`queue_file_receipts`, idempotent on 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
@@ -153,24 +155,34 @@ ON CONFLICT (dedupe_key) DO NOTHING
 """
 
 
-# driven by the file's attempts, one debit primary-key lookup each (OFFSET 0 keeps the lateral from being
-# flattened): right after an import the statistics still say "no debit has a payment", and a planner driving
-# from debits.payment_id would probe the attempts once per debit (quadratic: minutes at 100k)
+# driven by the file's attempts in line order (the unique index on result file + line), one debit primary-key
+# lookup each (OFFSET 0 keeps the lateral from being flattened): right after an import the statistics still
+# say "no debit has a payment", and a planner driving from debits.payment_id would probe the attempts once per
+# debit (quadratic: minutes at 100k)
 FILE_PAYMENTS_SQL = """
-SELECT x.payment_id
+SELECT a.line_no, x.payment_id
   FROM servicing_debitattempt a
  CROSS JOIN LATERAL (SELECT d.payment_id FROM servicing_debit d WHERE d.id = a.debit_id OFFSET 0) x
- WHERE a.result_file_id = %s AND a.outcome = 'succeeded' AND x.payment_id IS NOT NULL
- ORDER BY x.payment_id"""
+ WHERE a.result_file_id = %s AND a.line_no > %s AND a.outcome = 'succeeded' AND x.payment_id IS NOT NULL
+ ORDER BY a.line_no
+ LIMIT %s"""
 
 RECEIPTS_BLOCK = 20000
 
 
-def file_payment_ids(result_file_id: int) -> list[int]:
-    """The payments of the succeeded rows of a result file (set-based or per-loan path alike)."""
-    with connection.cursor() as cur:
-        cur.execute(FILE_PAYMENTS_SQL, [result_file_id])
-        return [r[0] for r in cur.fetchall()]
+def file_payment_blocks(result_file_id: int, size: int = RECEIPTS_BLOCK) -> Iterator[list[int]]:
+    """The payments of the succeeded rows of a result file (set-based or per-loan path alike), in blocks of
+    `size` in line order: memory stays that of one block whatever the file's size."""
+    after = 0
+    while True:
+        with connection.cursor() as cur:
+            cur.execute(FILE_PAYMENTS_SQL, [result_file_id, after, size])
+            rows = cur.fetchall()
+        if rows:
+            yield [payment_id for _, payment_id in rows]
+            after = rows[-1][0]
+        if len(rows) < size:
+            return
 
 
 def file_receipts(result_file_id: int) -> dict:
@@ -178,16 +190,16 @@ def file_receipts(result_file_id: int) -> dict:
     inline (notify() per payment) for a few, else a django-q2 task for the file (`queue_file_receipts`),
     enqueued with this transaction (servicing.queueing) — the ORM broker commits it with the file's status,
     and a crash before that re-runs the whole step. Both are idempotent on the notices' dedupe key."""
-    ids = file_payment_ids(result_file_id)
-    if len(ids) <= bulk_threshold():
+    few = next(file_payment_blocks(result_file_id, bulk_threshold() + 1), [])
+    if len(few) <= bulk_threshold():
         from servicing.tasks import send_payment_receipts
 
-        return {"payments": len(ids), "inline": send_payment_receipts(ids) if ids else 0}
+        return {"payments": len(few), "inline": send_payment_receipts(few) if few else 0}
     from servicing.queueing import enqueue_with_transaction
 
     task = enqueue_with_transaction("servicing.services.debits.bulk_notices.queue_file_receipts", result_file_id,
                                     task_name=f"receipts-result-file-{result_file_id}")
-    return {"payments": len(ids), "task": task}
+    return {"task": task}
 
 
 def queue_file_receipts(result_file_id: int) -> int:
@@ -195,13 +207,12 @@ def queue_file_receipts(result_file_id: int) -> int:
     of 20k payments (one transaction each). Re-running it (at-least-once delivery) queues nothing new."""
     from django.db import transaction
 
-    ids = file_payment_ids(result_file_id)
     n = 0
-    for i in range(0, len(ids), RECEIPTS_BLOCK):
+    for block in file_payment_blocks(result_file_id):
         with transaction.atomic():
             with connection.cursor() as cur:
                 chunk_settings(cur)
-            n += queue_receipts(ids[i:i + RECEIPTS_BLOCK])
+            n += queue_receipts(block)
     return n
 
 
