@@ -200,8 +200,8 @@ class ResultFileAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def upload_view(self, request):
         """Step 1 uploads and previews (dry run); step 2 confirms the same stored file."""
-        if not request.user.has_perm("servicing.add_resultfile") and not request.user.is_superuser:
-            return JsonResponse({"message": "forbidden"}, status=403)
+        if not request.user.has_perm("console.upload_debit_results"):  # the same capability as the API's
+            raise PermissionDenied
         context = {**self.admin_site.each_context(request), "title": _("上传回盘文件")}
         if request.method == "POST" and request.POST.get("confirm"):
             channel = get_object_or_404(Channel, pk=request.POST["channel"])

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 
+from servicing import roles
 from servicing.models import Debit, Payment, ResultFile
 from servicing.services.debits.batches import create_debit_batch, export_debit_batch
 
@@ -28,8 +30,16 @@ def test_upload_preview_then_confirm(ref_data, notices, client, tmp_path, settin
     export_debit_batch(batch, tmp_path / "o.csv")
     d = debits_of(batch)[0]
     content = result_file(channel, [(d.reference, d.amount, "succeeded", "00", "ok", FIRST_DUE)])
-    admin = get_user_model().objects.create_superuser("root", "r@example.com", "pw-123456789")
-    client.force_login(admin)
+    # the operations role uploads the bank's files (the same capability as the API); a collector may not
+    roles.ensure_roles()
+    User = get_user_model()
+    collector = User.objects.create_user("c1", password="pw-123456789", is_staff=True)
+    collector.groups.add(Group.objects.get(name=roles.COLLECTOR))
+    client.force_login(collector)
+    assert client.get("/admin/servicing/resultfile/upload/").status_code == 403
+    ops = User.objects.create_user("ops1", password="pw-123456789", is_staff=True)
+    ops.groups.add(Group.objects.get(name=roles.OPERATIONS))
+    client.force_login(ops)
     for url in ("/admin/servicing/debitbatch/", "/admin/servicing/debit/", "/admin/servicing/resultfile/",
                 "/admin/servicing/reconciliationexception/", "/admin/servicing/incident/",
                 "/admin/servicing/retrystate/", "/admin/servicing/preduewarning/", f"/admin/servicing/debit/{d.pk}/change/"):
