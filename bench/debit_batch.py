@@ -39,7 +39,7 @@ TABLES = [
     "servicing_allocation", "servicing_payment", "servicing_journalline", "servicing_journalentry",
     "servicing_instalment", "servicing_instalmentevent", "servicing_mandate", "servicing_mandateevent",
     "servicing_loan", "servicing_loanevent", "servicing_borrower", "servicing_businessdayrun",
-    "servicing_auditlog", "pghistory_context",
+    "servicing_auditlog", "pghistory_context", "notices_notice",  # notices: no FK for CASCADE to follow
 ]
 LOAD = ["servicing_borrower", "servicing_loan", "servicing_instalment", "servicing_mandate",
         "servicing_journalentry", "servicing_journalline"]

@@ -36,13 +36,15 @@ class Notice(models.Model):
     event = models.CharField(_("事件"), max_length=40)
     channel = models.CharField(_("渠道"), max_length=10, choices=Channel.choices)
     language = models.CharField(max_length=10, choices=Language.choices, default=Language.ZH_HANS)
-    borrower = models.ForeignKey("servicing.Borrower", on_delete=models.PROTECT, related_name="notices")
+    # checked set-based per statement, not per row (servicing.references; notices migration 0004)
+    borrower = models.ForeignKey("servicing.Borrower", on_delete=models.PROTECT, related_name="notices",
+                                 db_constraint=False)
     loan = models.ForeignKey("servicing.Loan", null=True, blank=True, on_delete=models.PROTECT,
-                             related_name="notices")
+                             related_name="notices", db_constraint=False, db_index=False)  # notice_loan_idx
     object_type = models.CharField(max_length=64)
     object_id = models.CharField(max_length=64)
     on_date = models.DateField(_("业务日期"))
-    dedupe_key = models.CharField(max_length=200, unique=True)
+    dedupe_key = models.CharField(max_length=200)
     status = models.CharField(_("状态"), max_length=12, choices=NoticeStatus.choices, default=NoticeStatus.QUEUED)
     collection = models.BooleanField(_("催收类"), default=False, help_text=_("计入联系频次上限"))
     context = models.JSONField(default=dict, blank=True)
@@ -73,6 +75,7 @@ class Notice(models.Model):
                          condition=Q(event="pre_debit_reminder") & ~Q(object_type="servicing.instalment")),
         ]
         constraints = [
+            models.UniqueConstraint(fields=["dedupe_key"], name="notice_dedupe_key_unique"),  # exact match only
             models.CheckConstraint(condition=~Q(status="sent") | Q(sent_at__isnull=False), name="notice_sent_has_time"),
             models.CheckConstraint(condition=Q(status__in=NoticeStatus.values), name="notice_status_valid"),
         ]

@@ -113,6 +113,12 @@ def test_end_to_end_every_category(ref_data, notices, tmp_path, settings, code, 
         if cat not in ("success", "debited_not_posted", "unknown"):
             assert summary["failed"][cat] == 1, cat
     assert summary["control_total_ok"] is True
+    if bill_first:  # the set-based payments of a chunk are audited once, on the file and its lines
+        from servicing.models import AuditLog
+
+        (audit,) = AuditLog.objects.filter(action="payments.posted")
+        assert audit.object_type == "servicing.resultfile" and audit.data["lines"].startswith("0-")
+        assert int(audit.data["payments"]) == n_success and audit.data["amount"] == summary["succeeded_amount"]
 
     by_cat = {cat: Debit.objects.get(pk=d.pk) for d, cat in zip(debits, categories, strict=True)}
     for cat, debit in by_cat.items():

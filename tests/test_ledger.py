@@ -251,3 +251,83 @@ def test_set_based_updates_record_one_history_row_per_changed_row_with_context(r
     assert len(contexts) == 1 and None not in contexts
     ctx = pghistory.models.Context.objects.get(pk=contexts.pop())
     assert ctx.metadata["source"] == "test" and ctx.metadata["why"] == "bulk"
+
+
+@pytest.mark.django_db
+def test_a_payment_writes_no_instalment_history_but_what_is_owed_does(reference):
+    """What was paid is the allocations' record; billing, waivers and superseding are the instalment's history."""
+    from django.apps import apps
+
+    from servicing.models import Allocation, Instalment
+    from servicing.models.loans import INSTALMENT_HISTORY_FIELDS, PAYMENT_APPLIED_FIELDS
+
+    # every column of the instalment is either history or the applied payment: a new column needs a decision
+    columns = {f.column for f in Instalment._meta.concrete_fields} - {"id"}
+    assert columns == set(INSTALMENT_HISTORY_FIELDS) | set(PAYMENT_APPLIED_FIELDS)
+    assert not set(INSTALMENT_HISTORY_FIELDS) & set(PAYMENT_APPLIED_FIELDS)
+
+    events = apps.get_model("servicing", "InstalmentEvent").objects
+    loan = book("car", "12000", 12, START)
+    first = inst(loan, 1)
+    pay(loan, "100.00", first.due_date)  # bills the instalment (recorded) and pays part of it
+    first.refresh_from_db()
+    assert first.billed and first.status == "partially_paid"
+    before = events.filter(pgh_obj_id=first.pk).count()
+    pay(loan, first.total_due - D("100.00"), first.due_date)
+    first.refresh_from_db()
+    assert first.status == "paid" and Allocation.objects.filter(instalment=first).count() >= 2
+    assert events.filter(pgh_obj_id=first.pk).count() == before  # paid: allocations say what and by which payment
+
+    second = inst(loan, 2)
+    with connection.cursor() as cur:  # what is owed changes: recorded
+        cur.execute("UPDATE servicing_instalment SET fee_due = fee_due + 1 WHERE id = %s", [second.pk])
+        cur.execute("UPDATE servicing_instalment SET status = 'superseded' WHERE id = %s", [second.pk])
+    assert list(events.filter(pgh_obj_id=second.pk).order_by("pgh_id").values_list("status", flat=True)) == [
+        second.status, "superseded"]
+
+
+# --------------------------------------------------------------------------- references (servicing.references)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("sql", [
+    # journal lines, payments, allocations, attempts and notices: a reference to nothing is refused per statement
+    "INSERT INTO servicing_journalline (entry_id, loan_id, account, amount) VALUES (-1, {loan}, 'fee_receivable', 1)",
+    "INSERT INTO servicing_journalline (entry_id, loan_id, account, amount) VALUES ({entry}, -7, 'fee_receivable', 1)",
+    "INSERT INTO servicing_allocation (entry_id, payment_id, instalment_id, component, amount) "
+    "VALUES ({entry}, NULL, -3, 'fee', 1)",
+    "INSERT INTO servicing_debitattempt (debit_id, business_date, outcome, raw_status, raw_code, raw_message, "
+    "category, action, amount, created_at) VALUES (-5, '2026-01-10', 'failed', '', '', '', '', '', 1, now())",
+    "INSERT INTO notices_notice (event, channel, language, borrower_id, object_type, object_id, on_date, dedupe_key, "
+    "status, collection, context, scheduled_for, attempts, subject, body, provider_ref, last_error, created_at) "
+    "VALUES ('x', 'sms', 'zh-hans', -2, 'x', '1', '2026-01-10', 'orphan', 'queued', false, '{{}}', now(), 0, "
+    "'', '', '', '', now())",
+    # a changed reference is looked up too
+    "UPDATE servicing_payment SET loan_id = -9 WHERE loan_id = {loan}",
+    "UPDATE servicing_allocation SET instalment_id = -9 WHERE entry_id = {entry}",
+])
+def test_a_reference_to_a_missing_row_is_refused(reference, sql):
+    loan = book("car", "12000", 12, START)
+    entry = pay(loan, inst(loan, 1).total_due, inst(loan, 1).due_date).payment.entry
+    with pytest.raises(IntegrityError, match="violates reference .* is not present"), transaction.atomic(), \
+            connection.cursor() as cur:
+        cur.execute(sql.format(loan=loan.pk, entry=entry.pk))
+
+
+@pytest.mark.django_db
+def test_a_row_still_referenced_cannot_be_deleted(reference):
+    """As PROTECT did at the database: a loan with a ledger, a payment with allocations, a borrower with notices."""
+    from notices.services import events as notice_events
+    from servicing.models import Payment
+
+    loan = book("car", "12000", 12, START)
+    payment = pay(loan, inst(loan, 1).total_due, inst(loan, 1).due_date).payment
+    assert payment.allocations.exists()
+    notice_events.notify("payment_receipt", loan=loan, obj=payment, on_date=START)
+    for sql, param in [("DELETE FROM servicing_loan WHERE id = %s", loan.pk),
+                       ("DELETE FROM servicing_payment WHERE id = %s", payment.pk),
+                       ("DELETE FROM servicing_borrower WHERE id = %s", loan.borrower_id)]:
+        with pytest.raises(IntegrityError, match="is still referenced"), transaction.atomic(), \
+                connection.cursor() as cur:
+            cur.execute(sql, [param])
+    assert Payment.objects.filter(pk=payment.pk).exists()

@@ -157,9 +157,10 @@ class ResultFile(models.Model):
 class DebitAttempt(models.Model):
     """Every answer received for a debit, kept with its raw code and message, category and action taken."""
 
-    debit = models.ForeignKey(Debit, on_delete=models.PROTECT, related_name="attempts")
+    debit = models.ForeignKey(Debit, on_delete=models.PROTECT, related_name="attempts", db_constraint=False)
     result_file = models.ForeignKey(ResultFile, null=True, blank=True, on_delete=models.PROTECT,
-                                    related_name="attempts")
+                                    related_name="attempts", db_constraint=False,
+                                    db_index=False)  # attempt_once_per_file_line leads with it
     line_no = models.PositiveIntegerField(null=True, blank=True)
     business_date = models.DateField()
     outcome = models.CharField(max_length=10)

@@ -66,23 +66,31 @@ class EntryKind(models.TextChoices):
 
 @pgtrigger.register(pgtrigger.Protect(name="journal_entry_append_only", operation=pgtrigger.Update | pgtrigger.Delete))
 class JournalEntry(models.Model):
-    """A balanced double-entry posting. Never edited: a correction is a reversing entry."""
+    """A balanced double-entry posting. Never edited: a correction is a reversing entry.
+
+    The references of the ledger, payment, allocation, attempt and notice rows (written by the hundred thousand
+    in an import) are checked set-based, once per statement, instead of by per-row foreign keys
+    (`db_constraint=False`; see servicing.references and migration 0008).
+    """
 
     kind = models.CharField(max_length=20, choices=EntryKind.choices)
     loan = models.ForeignKey("servicing.Loan", null=True, blank=True, on_delete=models.PROTECT,
-                             related_name="journal_entries")
+                             related_name="journal_entries", db_constraint=False, db_index=False)  # entry_loan_date_idx
     value_date = models.DateField()
-    idempotency_key = models.CharField(max_length=120, unique=True)
+    idempotency_key = models.CharField(max_length=120)
     memo = models.CharField(max_length=200, blank=True)
     reverses = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT,
                                     related_name="reversed_by")
     created_at = models.DateTimeField(auto_now_add=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   db_index=False)
 
     class Meta:
         verbose_name = _("会计分录")
         verbose_name_plural = _("会计分录")
-        indexes = [models.Index(fields=["loan", "value_date"], name="entry_loan_date_idx")]
+        constraints = [models.UniqueConstraint(fields=["idempotency_key"], name="entry_idempotency_key_unique")]
+        indexes = [models.Index(fields=["loan", "value_date"], name="entry_loan_date_idx"),
+                   models.Index(fields=["created_by"], condition=Q(created_by__isnull=False), name="entry_created_by_idx")]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.value_date} #{self.pk}"
@@ -93,9 +101,9 @@ class JournalLine(models.Model):
     """One leg of an entry: positive = debit, negative = credit. An entry's lines sum to zero
     (enforced by a deferred constraint trigger at commit, see migration 0002)."""
 
-    entry = models.ForeignKey(JournalEntry, on_delete=models.PROTECT, related_name="lines")
+    entry = models.ForeignKey(JournalEntry, on_delete=models.PROTECT, related_name="lines", db_constraint=False)
     loan = models.ForeignKey("servicing.Loan", null=True, blank=True, on_delete=models.PROTECT,
-                             related_name="journal_lines")
+                             related_name="journal_lines", db_constraint=False, db_index=False)  # line_loan_account_idx
     account = models.CharField(max_length=32, choices=Account.choices)
     amount = MoneyField()
 

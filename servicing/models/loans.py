@@ -1,6 +1,7 @@
 from decimal import Decimal
 
 import pghistory
+import pgtrigger
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q, Value
@@ -206,7 +207,22 @@ OPEN_INSTALMENT_STATUSES = (InstalmentStatus.PENDING, InstalmentStatus.PARTIALLY
 COMPONENTS = ("penalty", "compound", "fee", "interest", "principal")
 
 
-@pghistory.track(pghistory.UpdateEvent())  # row-level: see Loan
+# What an instalment owes and why it changed (billing, accrual, waiver, reschedule, dates) is its history; what was
+# paid is the allocations' record (each names its payment and journal entry). So an update that only applies a
+# payment (paid amounts, paid_on, and the status that follows from them and from the date) writes no history row,
+# which halves what posting a million auto-debits writes to this table. Superseding an instalment is recorded.
+PAYMENT_APPLIED_FIELDS = ("principal_paid", "interest_paid", "fee_paid", "penalty_paid", "compound_paid", "paid_on",
+                          "status")
+INSTALMENT_HISTORY_FIELDS = ("loan_id", "seq", "period_start", "due_date", "principal_due", "interest_due", "fee_due",
+                             "penalty_accrued", "compound_accrued", "principal_waived", "interest_waived",
+                             "fee_waived", "penalty_waived", "compound_waived", "billed", "penalty_accrued_through")
+OWED_CHANGED = pgtrigger.Condition(
+    "(({old}) IS DISTINCT FROM ({new}) OR (OLD.status = 'superseded') IS DISTINCT FROM (NEW.status = 'superseded'))"
+    .format(old=", ".join(f"OLD.{f}" for f in INSTALMENT_HISTORY_FIELDS),
+            new=", ".join(f"NEW.{f}" for f in INSTALMENT_HISTORY_FIELDS)))
+
+
+@pghistory.track(pghistory.UpdateEvent(condition=OWED_CHANGED))  # row-level: see Loan
 class Instalment(models.Model):
     """One dated amount of the schedule (期次), with what was paid and waived per component.
 
@@ -214,7 +230,8 @@ class Instalment(models.Model):
     earlier when a payment or payoff reaches them); principal is receivable from disbursement.
     """
 
-    loan = models.ForeignKey(Loan, on_delete=models.PROTECT, related_name="instalments")
+    loan = models.ForeignKey(Loan, on_delete=models.PROTECT, related_name="instalments",
+                             db_index=False)  # instalment_loan_due_idx leads with it
     seq = models.PositiveSmallIntegerField()
     period_start = models.DateField()
     due_date = models.DateField()

@@ -23,29 +23,35 @@ class PrepayMode(models.TextChoices):
 class Payment(models.Model):
     """Money received for a loan. Idempotent on `reference`: the same reference is applied once."""
 
-    reference = models.CharField(max_length=80, unique=True)
-    loan = models.ForeignKey("servicing.Loan", on_delete=models.PROTECT, related_name="payments")
+    reference = models.CharField(max_length=80)
+    loan = models.ForeignKey("servicing.Loan", on_delete=models.PROTECT, related_name="payments",
+                             db_constraint=False, db_index=False)  # payment_loan_date_idx
     channel = models.CharField(max_length=10, choices=PaymentChannel.choices)
     amount = MoneyField()
     value_date = models.DateField()
     prepay_mode = models.CharField(max_length=10, choices=PrepayMode.choices, blank=True, default="")
     applied_amount = MoneyField(help_text=_("冲抵应还部分"))
     credited_amount = MoneyField(help_text=_("转入挂账部分"))
-    entry = models.OneToOneField("servicing.JournalEntry", on_delete=models.PROTECT, related_name="payment")
+    entry = models.OneToOneField("servicing.JournalEntry", on_delete=models.PROTECT, related_name="payment",
+                                 db_constraint=False)
     reversed = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   db_index=False)
     note = models.CharField(max_length=200, blank=True)
 
     class Meta:
         verbose_name = _("还款")
         verbose_name_plural = _("还款")
         constraints = [
+            models.UniqueConstraint(fields=["reference"], name="payment_reference_unique"),  # exact match only
             models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
             models.CheckConstraint(condition=Q(applied_amount__gte=0) & Q(credited_amount__gte=0),
                                    name="payment_split_not_negative"),
         ]
-        indexes = [models.Index(fields=["loan", "value_date"], name="payment_loan_date_idx")]
+        indexes = [models.Index(fields=["loan", "value_date"], name="payment_loan_date_idx"),
+                   models.Index(fields=["created_by"], condition=Q(created_by__isnull=False),
+                                name="payment_created_by_idx")]
 
     def __str__(self) -> str:
         return f"{self.reference} {self.amount}"
@@ -54,9 +60,12 @@ class Payment(models.Model):
 class Allocation(models.Model):
     """What a posting paid: instalment × component. Written with the journal entry it belongs to."""
 
-    entry = models.ForeignKey("servicing.JournalEntry", on_delete=models.PROTECT, related_name="allocations")
-    payment = models.ForeignKey(Payment, null=True, blank=True, on_delete=models.PROTECT, related_name="allocations")
-    instalment = models.ForeignKey("servicing.Instalment", on_delete=models.PROTECT, related_name="allocations")
+    entry = models.ForeignKey("servicing.JournalEntry", on_delete=models.PROTECT, related_name="allocations",
+                              db_constraint=False)
+    payment = models.ForeignKey(Payment, null=True, blank=True, on_delete=models.PROTECT, related_name="allocations",
+                                db_constraint=False)
+    instalment = models.ForeignKey("servicing.Instalment", on_delete=models.PROTECT, related_name="allocations",
+                                   db_constraint=False)
     component = models.CharField(max_length=10)
     amount = MoneyField()
 

@@ -127,7 +127,10 @@ POST_SQL = [
                                  + i.compound_paid + x.total > 0 THEN 'partially_paid'
                             ELSE 'pending' END,
               paid_on = CASE WHEN {out} - x.total = 0 THEN x.vd ELSE i.paid_on END
-         FROM _instpaid x WHERE i.id = x.inst_id""",
+         FROM _instpaid x WHERE i.id = x.inst_id
+          -- the rows by primary key (= ANY of the chunk's ids): a merge join would read the instalments'
+          -- primary key from its start to the chunk's highest id, 2M index entries late in a 1M-row file
+          AND i.id = ANY(ARRAY(SELECT inst_id FROM _instpaid))""",
     """WITH s AS (SELECT loan_id, MAX(value_date) AS vd, SUM(amount - applied) AS credit
                    FROM _paysum GROUP BY loan_id),
             o AS (SELECT i.loan_id, MIN(i.due_date) AS oldest FROM servicing_instalment i
@@ -137,16 +140,23 @@ POST_SQL = [
        UPDATE servicing_loan l
           SET credit_balance = l.credit_balance + od.credit, dpd = od.dpd,
               status = CASE WHEN od.dpd > 0 THEN 'overdue' ELSE 'active' END
-         FROM od WHERE l.id = od.loan_id
+         FROM od WHERE l.id = od.loan_id AND l.id = ANY(ARRAY(SELECT loan_id FROM _paysum))  -- by key, not a scan
           -- a loan whose figures do not change is not rewritten (a new row version in every index of the loan,
           -- for nothing; its history trigger would record nothing either)
           AND (od.credit <> 0 OR l.dpd <> od.dpd
                OR l.status <> CASE WHEN od.dpd > 0 THEN 'overdue' ELSE 'active' END)""",
-    """INSERT INTO servicing_auditlog (at, actor_label, action, object_type, object_id, reason, data)
-       SELECT now(), 'system', 'payment.posted', 'servicing.payment', pm.id::text, '',
-              jsonb_build_object('amount', s.amount::text, 'channel', 'bank', 'prepay', '', 'debit', s.reference)
-         FROM _pmt pm JOIN _paysum s ON s.debit_id = pm.debit_id""",
 ]
+
+# One audit row for the set-based payments of a chunk, on what they came from (the result file and its lines):
+# each payment row names its debit, and each attempt its file line, so the row per payment the per-loan
+# service writes would repeat them, a million times for a big file.
+AUDIT_SQL = """
+INSERT INTO servicing_auditlog (at, actor_label, action, object_type, object_id, reason, data)
+SELECT now(), %(actor)s, 'payments.posted', %(object_type)s, %(object_id)s, '',
+       %(data)s::jsonb || jsonb_build_object('payments', COUNT(*)::text, 'amount', SUM(amount)::text,
+                                            'channel', 'bank')
+  FROM _paysum HAVING COUNT(*) > 0
+"""
 
 OUT_SQL = ("(i.principal_due + i.interest_due + i.fee_due + i.penalty_accrued + i.compound_accrued"
            " - i.principal_paid - i.interest_paid - i.fee_paid - i.penalty_paid - i.compound_paid"
@@ -160,14 +170,18 @@ def _sequences(cur) -> dict[str, str]:
     return {"entry": entry, "payment": payment}
 
 
-def post_succeeded_debits(source: str, *, before_slow=None) -> dict:
+def post_succeeded_debits(source: str, *, audit_on: tuple[str, str], audit_data: dict, actor: str = "system",
+                          before_slow=None) -> dict:
     """Post payments for the succeeded debits in temp table `source`.
 
     `source` has columns (debit_id, loan_id, amount, value_date, reference). Returns counts and the ids of
-    the payments created (for receipts). `before_slow(cursor)`, if given, runs after the set-based payments
-    (temp table _pmt: id, reference, debit_id) and before the per-loan path; without it, the debits get
-    their payment_id here.
+    the payments created (for receipts). The set-based payments are audited in one row on `audit_on`
+    (object type, id) with `audit_data`, their count and sum. `before_slow(cursor)`, if given, runs after
+    the set-based payments (temp table _pmt: id, reference, debit_id) and before the per-loan path; without
+    it, the debits get their payment_id here.
     """
+    import json
+
     timings = []
     with connection.cursor() as cur:
         seqs = _sequences(cur)
@@ -177,6 +191,8 @@ def post_succeeded_debits(source: str, *, before_slow=None) -> dict:
             t0 = time.perf_counter()
             cur.execute(sql)
             timings.append(round(time.perf_counter() - t0, 3))
+        cur.execute(AUDIT_SQL, {"actor": actor, "object_type": audit_on[0], "object_id": str(audit_on[1]),
+                                "data": json.dumps({k: str(v) for k, v in audit_data.items()})})
         if before_slow is None:
             cur.execute("UPDATE servicing_debit d SET payment_id = pm.id FROM _pmt pm WHERE d.id = pm.debit_id")
         else:

@@ -452,12 +452,13 @@ def _process(rf, channel, layout, stage, table, business_date, user) -> dict:
 
     size = _chunk_size()
     starts = list(range(0, max_line + 1, size))
+    actor = user.get_username() if getattr(user, "is_authenticated", False) else "system"
     workers = _workers(len(starts), max_line)
 
     def one_chunk(start: int) -> None:
         # a pghistory context: attribution for the audit events, and the triggers need not look one up per row
         with transaction.atomic(), pghistory.context(source="import_debit_results", result_file=rf.pk):
-            _apply_chunk(rf, table, start, start + size - 1, business_date)
+            _apply_chunk(rf, table, start, start + size - 1, business_date, actor)
 
     if workers == 1:
         for chunk_no, start in enumerate(starts, start=1):
@@ -532,7 +533,7 @@ def _max_batch_date(batch_ids):
     return DebitBatch.objects.filter(pk__in=batch_ids).aggregate(d=Max("business_date"))["d"]
 
 
-def _apply_chunk(rf: ResultFile, table: str, lo: int, hi: int, business_date: date | None) -> None:
+def _apply_chunk(rf: ResultFile, table: str, lo: int, hi: int, business_date: date | None, actor: str) -> None:
     with connection.cursor() as cur:
         define_trigger_settings(cur)
         chunk_settings(cur)
@@ -561,6 +562,9 @@ def _apply_chunk(rf: ResultFile, table: str, lo: int, hi: int, business_date: da
                                   WHERE x.id = c.debit_id AND x.status IN ('submitted', 'unknown')
                                     FOR UPDATE) d
              WHERE c.line_no BETWEEN %(lo)s AND %(hi)s AND c.reason_code IS NULL""", {"lo": lo, "hi": hi})
+        # a temp table has no statistics until analyzed: estimated at a few hundred rows, the joins below would
+        # scan every debit and staged row per chunk (or loop over the retry states once per payment)
+        cur.execute("ANALYZE _applied")
         cur.execute("""
             INSERT INTO servicing_debitattempt (debit_id, result_file_id, line_no, business_date, outcome, raw_status,
                                                 raw_code, raw_message, category, action, amount, created_at)
@@ -571,15 +575,14 @@ def _apply_chunk(rf: ResultFile, table: str, lo: int, hi: int, business_date: da
                    a.amount, now()
               FROM _applied a JOIN """ + table + """ c ON c.line_no = a.line_no
             ON CONFLICT (result_file_id, line_no) DO NOTHING""", {"rf": rf.pk, "bd": business_date})
-        cur.execute("""UPDATE servicing_retrystate r SET status = 'stopped', next_retry_on = NULL, updated_at = now()
-                         FROM _applied a WHERE a.outcome = 'succeeded' AND r.loan_id = a.loan_id
-                          AND r.status IN ('in_flight', 'scheduled')""")
         cur.execute("SELECT debit_id, category, failed_on, line_no FROM _applied WHERE outcome = 'failed'")
         failed = [Failure(debit_id=r[0], category=r[1], failed_on=business_date or r[2], line_no=r[3])
                   for r in cur.fetchall()]
         cur.execute("CREATE TEMP TABLE _succ ON COMMIT DROP AS SELECT debit_id, loan_id, amount, value_date, reference "
                     "FROM _applied WHERE outcome = 'succeeded'")
         cur.execute("ANALYZE _succ")
+        cur.execute("""UPDATE servicing_retrystate r SET status = 'stopped', next_retry_on = NULL, updated_at = now()
+                        WHERE r.loan_id IN (SELECT s.loan_id FROM _succ s) AND r.status IN ('in_flight', 'scheduled')""")
     def update_debits(cur) -> None:
         # outcome + the set-based payment (temp table _pmt of posting.py) in one statement; before the
         # per-loan path, which reads the debit's settled_on
@@ -591,9 +594,10 @@ def _apply_chunk(rf: ResultFile, table: str, lo: int, hi: int, business_date: da
                    updated_at = now()
               FROM _applied a JOIN {table} c ON c.line_no = a.line_no
               LEFT JOIN _pmt pm ON pm.debit_id = a.debit_id
-             WHERE d.id = a.debit_id""")
+             WHERE d.id = a.debit_id AND d.id = ANY(ARRAY(SELECT debit_id FROM _applied))  -- by key, not a scan""")
 
-    post_succeeded_debits("_succ", before_slow=update_debits)
+    post_succeeded_debits("_succ", before_slow=update_debits, audit_on=("servicing.resultfile", rf.pk),
+                          audit_data={"lines": f"{lo}-{hi}"}, actor=actor)
     apply_failures(failed, result_file_id=rf.pk)
     # the receipts of the payments are a follow-up step of the file (bulk_notices.file_receipts), not here
     with connection.cursor() as cur:
