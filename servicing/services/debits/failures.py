@@ -29,7 +29,6 @@ class Failure:
     debit_id: int
     category: str
     failed_on: date
-    line_no: int | None = None
 
 
 def pay_url(loan) -> str:
@@ -39,8 +38,8 @@ def pay_url(loan) -> str:
     return public_url(f"{conf('PAY_PATH')}{loan.contract_no}/")
 
 
-def apply_failures(failures: list[Failure], *, result_file_id: int | None = None) -> dict[int, str]:
-    """Apply each failure's category action. Returns {debit_id: action text} (also written on the attempt)."""
+def apply_failures(failures: list[Failure]) -> dict[int, str]:
+    """Apply each failure's category action. Returns {debit_id: action text} for the attempt to record."""
     if not failures:
         return {}
     debits = {d.pk: d for d in Debit.objects.filter(pk__in=[f.debit_id for f in failures])
@@ -118,14 +117,6 @@ def apply_failures(failures: list[Failure], *, result_file_id: int | None = None
         actions[debit.pk] = text
     queue_many("debit_failed", pending_notices)
     _upsert_states(list(upserts.values()))
-    if result_file_id is not None:
-        lines = [(f.line_no, actions[f.debit_id]) for f in failures if f.line_no is not None]
-        if lines:
-            with connection.cursor() as cur:
-                cur.execute("""UPDATE servicing_debitattempt a SET action = x.action
-                                 FROM unnest(%s::int[], %s::text[]) AS x(line_no, action)
-                                WHERE a.result_file_id = %s AND a.line_no = x.line_no""",
-                            [[n for n, _ in lines], [t for _, t in lines], result_file_id])
     return actions
 
 

@@ -25,22 +25,31 @@ from servicing.services.ledger import Leg, post_entry
 
 logger = logging.getLogger(__name__)
 
+# "x = ANY(ARRAY(SELECT … FROM a chunk's temp table))" beside a join condition reads the book's big tables by key
+# for the chunk's 20k rows; without it the planner may hash-join a whole table (a seq scan of 1M loans or 2M
+# instalments per chunk, most of a 1M-row import's time) or merge-join along a primary key from its start.
 ELIGIBLE_SQL = """
 CREATE TEMP TABLE _pay ON COMMIT DROP AS
+WITH blocked AS (  -- debits whose loan has an instalment due by the value date not yet billed, or penalty pending
+    SELECT DISTINCT a.debit_id
+      FROM {source} a
+      JOIN servicing_loan l ON l.id = a.loan_id
+      JOIN servicing_loanproduct pr ON pr.id = l.product_id
+      JOIN servicing_instalment i ON i.loan_id = a.loan_id
+     WHERE i.loan_id = ANY(ARRAY(SELECT loan_id FROM {source}))
+       AND i.status <> 'superseded' AND i.due_date <= a.value_date
+       AND (NOT i.billed
+            OR (i.status <> 'paid' AND i.due_date + pr.grace_days < a.value_date
+                AND GREATEST(COALESCE(i.penalty_accrued_through, i.due_date), i.due_date) < a.value_date - 1))
+)
 SELECT a.debit_id, a.loan_id, a.amount, a.value_date, a.reference,
-       (l.status IN ('active', 'overdue') AND a.value_date >= l.disbursed_on
-        AND NOT EXISTS (
-            SELECT 1 FROM servicing_instalment i
-             WHERE i.loan_id = a.loan_id AND i.status <> 'superseded' AND i.due_date <= a.value_date
-               AND (NOT i.billed
-                    OR (i.status <> 'paid' AND i.due_date + pr.grace_days < a.value_date
-                        AND GREATEST(COALESCE(i.penalty_accrued_through, i.due_date), i.due_date)
-                            < a.value_date - 1)))
+       (l.status IN ('active', 'overdue') AND a.value_date >= l.disbursed_on AND b.debit_id IS NULL
         AND row_number() OVER (PARTITION BY a.loan_id ORDER BY a.debit_id) = 1) AS fast
   FROM {source} a
-  JOIN servicing_loan l ON l.id = a.loan_id
-  JOIN servicing_loanproduct pr ON pr.id = l.product_id
- WHERE NOT EXISTS (SELECT 1 FROM servicing_payment p WHERE p.reference = a.reference)
+ CROSS JOIN LATERAL (SELECT x.status, x.disbursed_on FROM servicing_loan x WHERE x.id = a.loan_id OFFSET 0) l
+  LEFT JOIN blocked b ON b.debit_id = a.debit_id
+ WHERE NOT EXISTS (SELECT 1 FROM servicing_payment p WHERE p.reference = a.reference
+                     AND p.reference = ANY(ARRAY(SELECT reference FROM {source})))
 """
 
 ALLOC_SQL = """
@@ -59,6 +68,7 @@ WITH comps AS (
       JOIN servicing_loanproduct pr ON pr.id = l.product_id
       JOIN servicing_instalment i ON i.loan_id = p.loan_id AND i.status <> 'superseded'
                                  AND i.due_date <= p.value_date AND i.billed
+                                 AND i.loan_id = ANY(ARRAY(SELECT loan_id FROM _pay WHERE fast))  -- by key
      CROSS JOIN LATERAL unnest(string_to_array(pr.allocation_order, ',')) WITH ORDINALITY AS c(name, ord)
      WHERE p.fast
 ), running AS (
@@ -128,8 +138,6 @@ POST_SQL = [
                             ELSE 'pending' END,
               paid_on = CASE WHEN {out} - x.total = 0 THEN x.vd ELSE i.paid_on END
          FROM _instpaid x WHERE i.id = x.inst_id
-          -- the rows by primary key (= ANY of the chunk's ids): a merge join would read the instalments'
-          -- primary key from its start to the chunk's highest id, 2M index entries late in a 1M-row file
           AND i.id = ANY(ARRAY(SELECT inst_id FROM _instpaid))""",
     """WITH s AS (SELECT loan_id, MAX(value_date) AS vd, SUM(amount - applied) AS credit
                    FROM _paysum GROUP BY loan_id),
@@ -202,6 +210,7 @@ def post_succeeded_debits(source: str, *, audit_on: tuple[str, str], audit_data:
         fast_ids = [r[0] for r in cur.fetchall()]
         cur.execute("""SELECT DISTINCT s.loan_id FROM _paysum s
                         WHERE NOT EXISTS (SELECT 1 FROM servicing_instalment i WHERE i.loan_id = s.loan_id
+                                           AND i.loan_id = ANY(ARRAY(SELECT loan_id FROM _paysum))
                                            AND i.status IN ('pending', 'partially_paid', 'overdue'))""")
         settle_ids = [r[0] for r in cur.fetchall()]
         cur.execute("SELECT debit_id FROM _pay WHERE NOT fast")

@@ -544,9 +544,9 @@ def _apply_chunk(rf: ResultFile, table: str, lo: int, hi: int, business_date: da
         # allocation (which reads the instalments before it updates them)
         cur.execute(f"""
             SELECT l.id FROM servicing_loan l
-             WHERE l.id IN (SELECT c.loan_id FROM {table} c
-                             WHERE c.line_no BETWEEN %(lo)s AND %(hi)s AND c.reason_code IS NULL
-                               AND c.outcome = 'succeeded')
+             WHERE l.id = ANY(ARRAY(SELECT c.loan_id FROM {table} c
+                                     WHERE c.line_no BETWEEN %(lo)s AND %(hi)s AND c.reason_code IS NULL
+                                       AND c.outcome = 'succeeded'))
              ORDER BY l.id FOR UPDATE OF l""", {"lo": lo, "hi": hi})
         # the debits to apply, locked; they are updated once, after the set-based posting, with their outcome
         # AND their payment (one UPDATE of 13-index rows instead of two). Each staged row looks its debit up by
@@ -565,19 +565,23 @@ def _apply_chunk(rf: ResultFile, table: str, lo: int, hi: int, business_date: da
         # a temp table has no statistics until analyzed: estimated at a few hundred rows, the joins below would
         # scan every debit and staged row per chunk (or loop over the retry states once per payment)
         cur.execute("ANALYZE _applied")
+        cur.execute("SELECT debit_id, category, failed_on FROM _applied WHERE outcome = 'failed'")
+        failed = [Failure(debit_id=r[0], category=r[1], failed_on=business_date or r[2]) for r in cur.fetchall()]
+        # the failures' actions first (retry states, mandates, borrower notices), so that each attempt is written
+        # once with the action taken
+        actions = apply_failures(failed)
         cur.execute("""
             INSERT INTO servicing_debitattempt (debit_id, result_file_id, line_no, business_date, outcome, raw_status,
                                                 raw_code, raw_message, category, action, amount, created_at)
             SELECT a.debit_id, %(rf)s, a.line_no, COALESCE(%(bd)s, a.failed_on), a.outcome,
                    left(COALESCE(c.raw_status, ''), 40), left(c.code, 20), left(c.message, 200), a.category,
                    CASE a.outcome WHEN 'succeeded' THEN 'posted as paid' WHEN 'unknown' THEN 'await result'
-                                  ELSE 'per policy' END,
+                                  ELSE COALESCE(x.action, 'per policy') END,
                    a.amount, now()
               FROM _applied a JOIN """ + table + """ c ON c.line_no = a.line_no
-            ON CONFLICT (result_file_id, line_no) DO NOTHING""", {"rf": rf.pk, "bd": business_date})
-        cur.execute("SELECT debit_id, category, failed_on, line_no FROM _applied WHERE outcome = 'failed'")
-        failed = [Failure(debit_id=r[0], category=r[1], failed_on=business_date or r[2], line_no=r[3])
-                  for r in cur.fetchall()]
+              LEFT JOIN unnest(%(ids)s::bigint[], %(actions)s::text[]) AS x(debit_id, action) ON x.debit_id = a.debit_id
+            ON CONFLICT (result_file_id, line_no) DO NOTHING""",
+                    {"rf": rf.pk, "bd": business_date, "ids": list(actions), "actions": list(actions.values())})
         cur.execute("CREATE TEMP TABLE _succ ON COMMIT DROP AS SELECT debit_id, loan_id, amount, value_date, reference "
                     "FROM _applied WHERE outcome = 'succeeded'")
         cur.execute("ANALYZE _succ")
@@ -598,7 +602,6 @@ def _apply_chunk(rf: ResultFile, table: str, lo: int, hi: int, business_date: da
 
     post_succeeded_debits("_succ", before_slow=update_debits, audit_on=("servicing.resultfile", rf.pk),
                           audit_data={"lines": f"{lo}-{hi}"}, actor=actor)
-    apply_failures(failed, result_file_id=rf.pk)
     # the receipts of the payments are a follow-up step of the file (bulk_notices.file_receipts), not here
     with connection.cursor() as cur:
         cur.execute("DROP TABLE _applied, _succ")
