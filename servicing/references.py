@@ -29,8 +29,10 @@ DECLARE
     missing text;
 BEGIN
     FOR i IN 0 .. TG_NARGS / 2 - 1 LOOP
-        EXECUTE format('SELECT n.%1$I::text FROM new_rows n WHERE n.%1$I IS NOT NULL AND NOT EXISTS '
-                       '(SELECT 1 FROM %2$I p WHERE p.id = n.%1$I) LIMIT 1', TG_ARGV[2 * i], TG_ARGV[2 * i + 1])
+        -- each distinct key once (a payment's lines repeat its entry and loan)
+        EXECUTE format('SELECT n.k::text FROM (SELECT DISTINCT %1$I AS k FROM new_rows WHERE %1$I IS NOT NULL) n '
+                       'WHERE NOT EXISTS (SELECT 1 FROM %2$I p WHERE p.id = n.k) LIMIT 1',
+                       TG_ARGV[2 * i], TG_ARGV[2 * i + 1])
            INTO missing;
         IF missing IS NOT NULL THEN
             RAISE EXCEPTION 'insert on table "%" violates reference %.% -> %: key (%)=(%) is not present',

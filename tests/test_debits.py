@@ -67,13 +67,17 @@ def _rows_for(channel, debits, categories):
     return rows
 
 
-@pytest.mark.parametrize(("code", "categories", "bill_first"), [
-    ("std", STD_CATEGORIES, True),
-    ("example-gb18030", GB_CATEGORIES, False),
+@pytest.mark.parametrize(("code", "categories", "bill_first", "bulk"), [
+    ("std", STD_CATEGORIES, True, False),
+    ("std", STD_CATEGORIES, True, True),  # the notices of a big import: one COPY per chunk, not notify() each
+    ("example-gb18030", GB_CATEGORIES, False, False),
 ])
-def test_end_to_end_every_category(ref_data, notices, tmp_path, settings, code, categories, bill_first,
+def test_end_to_end_every_category(ref_data, notices, tmp_path, settings, code, categories, bill_first, bulk,
                                    django_capture_on_commit_callbacks):
     settings.MEDIA_ROOT = tmp_path / "media"
+    if bulk:
+        settings.REPAYDESK = {**settings.REPAYDESK, "INLINE_RECEIPTS_MAX": 0}
+        notices.include_outbox = True
     channel = ref_data[code]
     loans = [make_loan(i, channel) for i in range(1, len(categories) + 1)]
     if bill_first:
@@ -102,6 +106,11 @@ def test_end_to_end_every_category(ref_data, notices, tmp_path, settings, code, 
     content = result_file(channel, _rows_for(channel, debits, categories))
     with django_capture_on_commit_callbacks(execute=True):  # receipts go out after each chunk commits
         summary = import_debit_results(content, channel=channel, name="result.txt")
+    if bulk:  # the receipts are the django-q2 task the import enqueued: run it as a worker would
+        from servicing.models import ResultFile
+        from servicing.services.debits.bulk_notices import queue_file_receipts
+
+        assert queue_file_receipts(ResultFile.objects.get(sha256__isnull=False).pk) > 0
     assert summary["status"] == "processed", summary
     assert summary["rows"] == len(loans) and summary["exceptions"] == 0
     n_success = sum(1 for c in categories if c in ("success", "debited_not_posted"))
@@ -142,6 +151,21 @@ def test_end_to_end_every_category(ref_data, notices, tmp_path, settings, code, 
     assert rs.status == "scheduled" and rs.next_retry_on == d1
     assert DebitAttempt.objects.get(debit=by_cat["insufficient_funds"]).action == f"retry on {d1}"
     assert notices.events(by_cat["insufficient_funds"].loan) == ["debit_failed"]
+    from notices.catalog import event_spec
+    from notices.models import Notice
+
+    if bulk:  # written by the bulk path: every channel, the full context notify() would write
+        failed_notices = Notice.objects.filter(event="debit_failed", loan=by_cat["insufficient_funds"].loan)
+        assert {n.channel for n in failed_notices} == set(event_spec("debit_failed").channels) - {"email"}
+        for n in failed_notices:
+            assert set(n.context) == set(event_spec("debit_failed").all_variables)
+            assert d1.isoformat() in n.context["next_step"] and n.context["reason"]
+            assert n.context["contract_no"] == by_cat["insufficient_funds"].loan.masked_contract_no
+            assert n.status == "queued" and n.dedupe_key.startswith("debit_failed:")
+    else:
+        (context,) = [c for e, lid, _, c in notices.calls
+                      if e == "debit_failed" and lid == by_cat["insufficient_funds"].loan_id]
+        assert context["next_retry_on"] == d1.isoformat() and d1.isoformat() in context["next_step"]
     assert RetryState.objects.get(instalment__loan=by_cat["limit_daily_monthly"].loan).next_retry_on == d1
     assert RetryState.objects.get(instalment__loan=by_cat["channel_down"].loan).status == "scheduled"
     for cat in ("limit_single", "unclassified"):

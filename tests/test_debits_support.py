@@ -21,13 +21,21 @@ FIRST_DUE = date(2026, 12, 1)
 class NoticeRecorder:
     def __init__(self):
         self.calls: list[tuple[str, int, object, dict]] = []
+        self.include_outbox = False  # also count what a bulk path wrote to the outbox itself
 
     def __call__(self, event, *, loan, obj=None, context=None, on_date=None, **kw):
         self.calls.append((event, loan.pk, obj, context or {}))
         return []
 
     def events(self, loan=None, event=None) -> list[str]:
-        return [e for e, lid, _, _ in self.calls
+        """Events notified, then (include_outbox) those a bulk path wrote to the outbox, one per object."""
+        from notices.models import Notice
+
+        bulk = []
+        if self.include_outbox:
+            rows = Notice.objects.order_by("id").values_list("event", "loan_id", "object_id")
+            bulk = [(e, lid) for e, lid, _ in dict.fromkeys(rows)]
+        return [e for e, lid in [(e, lid) for e, lid, _, _ in self.calls] + bulk
                 if (loan is None or lid == loan.pk) and (event is None or e == event)]
 
 

@@ -19,6 +19,7 @@ transaction that marks the file processed (`queue_file_receipts`, idempotent on 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 from django.conf import settings
@@ -28,7 +29,7 @@ from django.utils import timezone
 from notices.catalog import event_spec
 from notices.conf import business, conf, public_url
 from notices.models import Channel as NoticeChannel
-from notices.models import ChannelPreference, Notice, NoticeStatus
+from notices.models import ChannelPreference, NoticeStatus
 from notices.services.events import base_context
 from notices.services.outbox import NoticeError, dedupe_key, wake_dispatcher
 from notices.services.rules import next_allowed_time
@@ -52,7 +53,7 @@ def queue_many(event: str, items: list[tuple], *, now=None) -> int:
                 borrower_id__in={loan.borrower_id for loan, *_ in items}, opted_out=True).values_list(
                 "borrower_id", "channel"):
             blocked.setdefault(bid, set()).add(ch)
-    rows = []
+    rows: list[tuple] = []
     for loan, object_type, object_id, on_date, context in items:
         borrower = loan.borrower
         ctx = {**base_context(loan), **context}
@@ -68,17 +69,39 @@ def queue_many(event: str, items: list[tuple], *, now=None) -> int:
             if channel == "email" and not borrower.email:
                 continue
             suppressed = channel in off
-            rows.append(Notice(
-                event=spec.code, channel=channel, language=language, borrower_id=borrower.pk, loan_id=loan.pk,
-                object_type=object_type, object_id=str(object_id), on_date=on_date,
-                dedupe_key=dedupe_key(spec.code, object_type, object_id, on_date, channel),
-                status=NoticeStatus.SUPPRESSED if suppressed else NoticeStatus.QUEUED,
-                last_error=f"borrower opted out of {channel}" if suppressed else "",
-                collection=spec.collection, context=ctx, scheduled_for=scheduled, cause_at=None))
-    Notice.objects.bulk_create(rows, ignore_conflicts=True, batch_size=5000)
+            rows.append((
+                spec.code, channel, language, borrower.pk, loan.pk, object_type, str(object_id), on_date,
+                dedupe_key(spec.code, object_type, object_id, on_date, channel),
+                NoticeStatus.SUPPRESSED if suppressed else NoticeStatus.QUEUED,
+                f"borrower opted out of {channel}" if suppressed else "", spec.collection,
+                json.dumps(ctx, ensure_ascii=False), scheduled))
+    _copy_notices(rows)
     if scheduled <= now:
         wake_dispatcher()
     return len(rows)
+
+
+def _copy_notices(rows: list[tuple]) -> None:
+    """COPY the outbox rows into a temp table, then one INSERT … ON CONFLICT (dedupe_key) DO NOTHING: a
+    bulk_create of 10k notices spent 2 s in Python quoting parameters, the COPY a tenth of that."""
+    from django.db import transaction
+
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("""CREATE TEMP TABLE _queued_notices (
+                           event text, channel text, language text, borrower_id bigint, loan_id bigint,
+                           object_type text, object_id text, on_date date, dedupe_key text, status text,
+                           last_error text, collection boolean, context jsonb, scheduled_for timestamptz
+                       ) ON COMMIT DROP""")
+        with connection.connection.cursor() as pcur, pcur.copy("COPY _queued_notices FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cur.execute("""INSERT INTO notices_notice (event, channel, language, borrower_id, loan_id, object_type,
+                                                   object_id, on_date, dedupe_key, status, last_error, collection,
+                                                   context, scheduled_for, cause_at, attempts, subject, body,
+                                                   provider_ref, created_at)
+                       SELECT q.*, NULL, 0, '', '', '', now() FROM _queued_notices q
+                       ON CONFLICT (dedupe_key) DO NOTHING""")
+        cur.execute("DROP TABLE _queued_notices")
 
 
 RECEIPTS_SQL = """
@@ -155,34 +178,33 @@ ON CONFLICT (dedupe_key) DO NOTHING
 """
 
 
-# driven by the file's attempts in line order (the unique index on result file + line), one debit primary-key
-# lookup each (OFFSET 0 keeps the lateral from being flattened): right after an import the statistics still
-# say "no debit has a payment", and a planner driving from debits.payment_id would probe the attempts once per
-# debit (quadratic: minutes at 100k)
+# driven by the file's attempts in a range of lines (the unique index on result file + line), one debit
+# primary-key lookup each (OFFSET 0 keeps the lateral from being flattened). Ranges, not "after line n, LIMIT
+# size": right after an import the statistics still say the file has no attempts, and a LIMIT query then read
+# and sorted every attempt after n for each block (2 s a block, quadratic in the file).
 FILE_PAYMENTS_SQL = """
-SELECT a.line_no, x.payment_id
+SELECT x.payment_id
   FROM servicing_debitattempt a
  CROSS JOIN LATERAL (SELECT d.payment_id FROM servicing_debit d WHERE d.id = a.debit_id OFFSET 0) x
- WHERE a.result_file_id = %s AND a.line_no > %s AND a.outcome = 'succeeded' AND x.payment_id IS NOT NULL
- ORDER BY a.line_no
- LIMIT %s"""
+ WHERE a.result_file_id = %s AND a.line_no > %s AND a.line_no <= %s AND a.outcome = 'succeeded'
+   AND x.payment_id IS NOT NULL
+ ORDER BY a.line_no"""
 
 RECEIPTS_BLOCK = 20000
 
 
 def file_payment_blocks(result_file_id: int, size: int = RECEIPTS_BLOCK) -> Iterator[list[int]]:
-    """The payments of the succeeded rows of a result file (set-based or per-loan path alike), in blocks of
-    `size` in line order: memory stays that of one block whatever the file's size."""
-    after = 0
-    while True:
+    """The payments of the succeeded rows of a result file (set-based or per-loan path alike), a block per
+    `size` lines in line order: memory stays that of one block whatever the file's size."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT MAX(line_no) FROM servicing_debitattempt WHERE result_file_id = %s", [result_file_id])
+        last = cur.fetchone()[0] or 0
+    for after in range(0, last, size):
         with connection.cursor() as cur:
-            cur.execute(FILE_PAYMENTS_SQL, [result_file_id, after, size])
-            rows = cur.fetchall()
-        if rows:
-            yield [payment_id for _, payment_id in rows]
-            after = rows[-1][0]
-        if len(rows) < size:
-            return
+            cur.execute(FILE_PAYMENTS_SQL, [result_file_id, after, after + size])
+            block = [r[0] for r in cur.fetchall()]
+        if block:
+            yield block
 
 
 def file_receipts(result_file_id: int) -> dict:
@@ -190,7 +212,11 @@ def file_receipts(result_file_id: int) -> dict:
     inline (notify() per payment) for a few, else a django-q2 task for the file (`queue_file_receipts`),
     enqueued with this transaction (servicing.queueing) — the ORM broker commits it with the file's status,
     and a crash before that re-runs the whole step. Both are idempotent on the notices' dedupe key."""
-    few = next(file_payment_blocks(result_file_id, bulk_threshold() + 1), [])
+    few: list[int] = []
+    for block in file_payment_blocks(result_file_id):
+        few += block
+        if len(few) > bulk_threshold():
+            break
     if len(few) <= bulk_threshold():
         from servicing.tasks import send_payment_receipts
 
