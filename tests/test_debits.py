@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -278,6 +278,32 @@ def test_bad_rows_become_exceptions_good_rows_apply(ref_data, notices, tmp_path,
 
     assert "a reconciliation exception is open" in settlement_blockers(d[1].loan)
     books_ok()
+
+
+@pytest.mark.parametrize(("code", "settled", "value_date"), [
+    ("std", "2026-12-02", date(2026, 12, 2)),          # the bank's settlement date is the payment's value date
+    ("std", "2026-02-30", FIRST_DUE),                  # no such day: the batch's date
+    ("std", "2026-13-01", FIRST_DUE),
+    ("std", "２０２６-12-02", FIRST_DUE),              # full-width digits are not a date of this format
+    ("std", "", FIRST_DUE),
+    ("example-gb18030", "20261202", date(2026, 12, 2)),
+    ("example-gb18030", "2026-12-02", FIRST_DUE),      # another format than the profile's
+])
+def test_settlement_date_read_with_the_profile_format(ref_data, notices, tmp_path, settings, code, settled,
+                                                      value_date):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    channel = ref_data[code]
+    make_loan(1, channel)
+    bill_due_instalments(FIRST_DUE)
+    batch = create_debit_batch(FIRST_DUE, channel).batch
+    export_debit_batch(batch, tmp_path / "out.txt")
+    (debit,) = debits_of(batch)
+    rows = [(debit.reference, debit.amount, "succeeded", code_for(channel, "success"), "ok", settled)]
+    summary = import_debit_results(result_file(channel, rows), channel=channel)
+    assert summary["succeeded"] == 1 and summary["exceptions"] == 0
+    debit.refresh_from_db()
+    assert debit.payment.value_date == value_date
+    assert debit.settled_on == (value_date if value_date != FIRST_DUE else None)
 
 
 def test_unknown_blocks_until_resolved_and_debited_not_posted_is_paid(ref_data, notices, tmp_path, settings):

@@ -82,7 +82,8 @@ def result_file(channel: Channel, rows: list[tuple], *, header: list[str] | None
         if isinstance(amount, Decimal):
             amount = str(int(amount * 100)) if prof.get("amount_unit") == "fen" else f"{amount:.2f}"
         values = {"reference": reference, "amount": amount, "status": status, "code": code, "message": message,
-                  "settled_on": settled.strftime(prof.get("date_format", "%Y-%m-%d")) if settled else "",
+                  "settled_on": (settled if isinstance(settled, str)  # a raw text, as the bank wrote it
+                                 else settled.strftime(prof.get("date_format", "%Y-%m-%d")) if settled else ""),
                   "channel_txn_id": f"T{reference}" if settled else "", "account_no": ""}
         w.writerow([values[f] for f in fields])
     enc = prof.get("encoding", "utf-8")
