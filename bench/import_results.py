@@ -10,8 +10,11 @@ defaults, parse + stage within 3× of psql \\copy, memory flat).
    1 % channel down (institution-side stays under the 5 % incident threshold), plus 0.1 % account frozen.
 2. psql \\copy of the same file into an UNLOGGED table (the floor for parse + stage).
 3. Parse + stage alone (results._stage: decode, csv, COPY into staging), timed.
-4. Baseline: django-import-export 4.4 with defaults (a ModelResource on Debit keyed on reference, updating
-   status/code/message per row) over a --baseline-sample of the same rows, rolled back; extrapolated.
+4. Baselines, django-import-export 4.4 with defaults (a ModelResource on Debit keyed on reference), rolled back
+   and extrapolated: (a) doing the import's work row by row — update the debit, keep the attempt, post a
+   succeeded debit through the per-loan payment service or apply a failure's action (--full-baseline-sample,
+   2,000 rows) — the baseline of the ≥ 50× target, since it is the same job; (b) updating status/code/message
+   of the debit rows only, no payments or ledger (--baseline-sample, 20,000 rows), printed for reference.
 5. import_debit_results end to end (parse, validate, apply outcomes, post payments and ledger, failure
    actions), timed with peak memory; chunks on --workers connections at once (REPAYDESK_IMPORT_WORKERS).
 6. The borrowers' payment receipts, a follow-up step of the import (the django-q2 task the import enqueued,
@@ -109,6 +112,59 @@ def baseline_import_export(path: Path, sample: int) -> float:
     return elapsed
 
 
+def baseline_import_export_full(path: Path, sample: int, d: date) -> float:
+    """django-import-export 4.4 with defaults doing the import's work row by row, on the first `sample` rows;
+    rolled back: each row updates its debit (the resource), keeps the attempt, and, in after_save_instance,
+    posts a succeeded debit through the per-loan payment service or applies a failure's category action."""
+    import tablib
+    from django.db import transaction
+    from import_export import fields, resources
+
+    from servicing.models import Debit, DebitAttempt
+    from servicing.services.debits.failures import Failure, apply_failures
+    from servicing.services.debits.posting import post_debit_payment
+
+    words = {"SUCCESS": "succeeded", "FAILED": "failed", "PENDING": "unknown"}
+    categories = {"00": "success", "64": "insufficient_funds", "04": "unknown", "02": "channel_down",
+                  "63": "account_state"}
+
+    class DebitResultResource(resources.ModelResource):
+        reference = fields.Field(attribute="reference", column_name="reference")
+        status = fields.Field(attribute="status", column_name="status")
+        result_code = fields.Field(attribute="result_code", column_name="code")
+        result_message = fields.Field(attribute="result_message", column_name="message")
+
+        class Meta:
+            model = Debit
+            import_id_fields = ("reference",)
+            fields = ("reference", "status", "result_code", "result_message")
+
+        def before_save_instance(self, instance, row, **kwargs):
+            instance.status = words[row["status"]]
+            instance.category = categories[row["code"]]
+            instance.settled_on = d if instance.status == "succeeded" else None
+
+        def after_save_instance(self, instance, row, **kwargs):
+            DebitAttempt.objects.create(debit=instance, business_date=d, outcome=instance.status,
+                                        raw_status=row["status"], raw_code=row["code"], raw_message=row["message"],
+                                        category=instance.category, amount=instance.amount)
+            if instance.status == "succeeded":
+                post_debit_payment(Debit.objects.select_related("loan", "batch").get(pk=instance.pk))
+            elif instance.status == "failed":
+                apply_failures([Failure(instance.pk, instance.category, d)])
+
+    with open(path, encoding="utf-8-sig") as fh:
+        lines = [next(fh) for _ in range(sample + 1)]
+    data = tablib.Dataset().load("".join(lines), format="csv")
+    t0 = time.perf_counter()
+    with transaction.atomic():
+        result = DebitResultResource().import_data(data, dry_run=False, raise_errors=False)
+        transaction.set_rollback(True)
+    elapsed = time.perf_counter() - t0
+    print(f"  baseline, same work: {len(data):,} rows, errors={result.has_errors()}, {elapsed:.1f} s")
+    return elapsed
+
+
 def load() -> str:
     return "load " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -149,6 +205,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rows", type=int, default=100000)
     ap.add_argument("--date", type=date.fromisoformat, default=date(2026, 12, 1))
     ap.add_argument("--baseline-sample", type=int, default=20000)
+    ap.add_argument("--full-baseline-sample", type=int, default=2000,
+                    help="rows for the import-export baseline that does the import's work (posting per row)")
     ap.add_argument("--verify", action=argparse.BooleanOptionalAction, default=None)
     ap.add_argument("--workers", type=int, default=None,
                     help="chunks applied at once (REPAYDESK_IMPORT_WORKERS; default: the setting, 2)")
@@ -188,6 +246,9 @@ def main(argv=None) -> int:
     sample = min(args.baseline_sample, rows)
     base_s = baseline_import_export(path, sample)
     base_total = base_s / sample * rows
+    full_sample = min(args.full_baseline_sample, rows)
+    full_s = baseline_import_export_full(path, full_sample, d)
+    full_total = full_s / full_sample * rows
 
     print(f"  {load()} before the import")
     with common.measure("import_debit_results (end to end)") as imp:
@@ -213,11 +274,15 @@ def main(argv=None) -> int:
     table.add(common.Row("psql \\copy into UNLOGGED table", rows, psql_s))
     table.add(common.Row("parse + stage (decode, csv, COPY)", staged, stage.seconds, stage.peak_memory,
                          baseline_seconds=psql_s, note="ratio = psql/this"))
+    table.add(common.Row("import end to end", rows, imp.seconds, imp.peak_memory, baseline_seconds=full_total,
+                         note=f"baseline: django-import-export defaults doing the same work (posting) on "
+                              f"{full_sample:,}, extrapolated"))
     table.add(common.Row("import end to end", rows, imp.seconds, imp.peak_memory, baseline_seconds=base_total,
-                         note=f"baseline: django-import-export defaults on {sample:,}, extrapolated"))
+                         note=f"baseline: django-import-export defaults updating debit rows only, on {sample:,}, "
+                              "extrapolated"))
     table.add(common.Row("receipts (follow-up task)", receipts, rec.seconds, rec.peak_memory,
                          note=f"payment_receipt outbox rows for {n_paid:,} payments"))
-    table.add(common.Row("import + receipts", rows, imp.seconds + rec.seconds, "-", baseline_seconds=base_total,
+    table.add(common.Row("import + receipts", rows, imp.seconds + rec.seconds, "-", baseline_seconds=full_total,
                          note="the import and its receipts task back to back"))
     print(table.render())
     print(table.markdown())
@@ -228,11 +293,13 @@ def main(argv=None) -> int:
                    f"contexts as notify() writes them")
     common.verdict(per_million <= 60, f"1M rows ≤ 60 s end to end ({imp.seconds:.1f} s for {rows:,}; "
                                       f"{per_million:.0f} s per 1M)")
-    common.verdict(base_total / imp.seconds >= 50, f"≥ 50× django-import-export defaults "
-                                                    f"({base_total / imp.seconds:.1f}×)")
+    common.verdict(full_total / imp.seconds >= 50, f"≥ 50× django-import-export defaults doing the same work "
+                                                    f"({full_total / imp.seconds:.1f}×)")
+    print(f"      against import-export updating the debit rows only (no payments, no ledger): "
+          f"{base_total / imp.seconds:.1f}×")
     total = imp.seconds + rec.seconds
     print(f"      with the receipts task: {total:.1f} s for {rows:,} ({total / rows * 1_000_000:.0f} s per 1M), "
-          f"{base_total / total:.1f}× import-export defaults")
+          f"{full_total / total:.1f}× import-export defaults doing the same work")
     common.verdict(stage.seconds <= 3 * psql_s, f"parse + stage within 3× psql \\copy ({stage.seconds / psql_s:.1f}×)")
     if books is not None:
         common.verdict(not books, f"verify_books ok {books or ''}")
