@@ -331,3 +331,44 @@ def test_a_row_still_referenced_cannot_be_deleted(reference):
                 connection.cursor() as cur:
             cur.execute(sql, [param])
     assert Payment.objects.filter(pk=payment.pk).exists()
+
+
+def _unguarded_references() -> tuple[list[str], list[str]]:
+    """(references declared db_constraint=False that no trigger guards, all such references looked at)."""
+    import pghistory.models
+    from django.apps import apps
+
+    with connection.cursor() as cur:
+        cur.execute("""SELECT c.relname, t.tgname, encode(t.tgargs, 'escape')
+                         FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+                        WHERE t.tgname LIKE 'references_exist%' OR t.tgname LIKE 'still_referenced%'""")
+        args = {(table, name): set(raw.split("\\000")) - {""} for table, name, raw in cur.fetchall()}
+    unguarded, checked = [], []
+    for model in apps.get_models():
+        if issubclass(model, pghistory.models.Event) or model._meta.app_label == "pghistory":
+            continue  # history rows outlive what they record, on purpose
+        for field in model._meta.concrete_fields:
+            if not (field.is_relation and field.many_to_one or field.one_to_one) or field.db_constraint:
+                continue
+            table, column, parent = model._meta.db_table, field.column, field.related_model._meta.db_table
+            checked.append(f"{table}.{column}")
+            inserted = args.get((table, "references_exist"), set())
+            changed = args.get((table, "references_exist_on_change"), set())
+            deleted = set().union(*(a for (t, n), a in args.items() if t == parent and n.startswith("still_referenced")))
+            append_only = parent == "servicing_journalentry"  # refuses every delete already
+            if not ({column, parent} <= inserted and {column, parent} <= changed
+                    and (append_only or {table, column} <= deleted)):
+                unguarded.append(f"{table}.{column} -> {parent}")
+    return unguarded, checked
+
+
+@pytest.mark.django_db
+def test_every_reference_without_a_foreign_key_is_checked_by_a_trigger():
+    """A ForeignKey declared db_constraint=False must be in servicing.references' triggers (insert and change),
+    and its parent must refuse to lose a referenced row: otherwise nothing guards it."""
+    unguarded, checked = _unguarded_references()
+    assert not unguarded, unguarded
+    assert {"servicing_journalline.entry_id", "servicing_allocation.payment_id", "notices_notice.loan_id"} <= set(checked)
+    with connection.cursor() as cur:  # and a missing guard is noticed (rolled back with the test)
+        cur.execute("DROP TRIGGER still_referenced ON servicing_debit")
+    assert _unguarded_references()[0] == ["servicing_debitattempt.debit_id -> servicing_debit"]
