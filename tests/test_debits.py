@@ -341,10 +341,15 @@ def test_unknown_blocks_until_resolved_and_debited_not_posted_is_paid(ref_data, 
     books_ok()
 
 
-def test_sweep_finds_debit_that_never_happened(ref_data, notices, tmp_path, settings):
+@pytest.mark.parametrize("bulk", [False, True])  # True: the borrowers are told through one COPY (many missed)
+def test_sweep_finds_debit_that_never_happened(ref_data, notices, tmp_path, settings, bulk):
+    from notices.models import Notice
     from servicing.models import MissedDebitException
     from servicing.services.mandates import cancel_mandate
 
+    if bulk:
+        settings.REPAYDESK = {**settings.REPAYDESK, "INLINE_RECEIPTS_MAX": 0}
+        notices.include_outbox = True
     channel = ref_data["std"]
     debited = make_loan(1, channel)
     cancelled = make_loan(2, channel)
@@ -358,19 +363,26 @@ def test_sweep_finds_debit_that_never_happened(ref_data, notices, tmp_path, sett
     assert missed[self_pay.pk].reason == "no_mandate"
     assert debited.pk not in missed
     assert notices.events(cancelled, "debit_missed") == ["debit_missed"]
-    ctx = [c for e, lid, _, c in notices.calls if e == "debit_missed" and lid == cancelled.pk][0]
+    if bulk:
+        (ctx, *_) = Notice.objects.filter(event="debit_missed", loan=cancelled).values_list("context", flat=True)
+        assert ctx["contract_no"] == cancelled.masked_contract_no
+    else:
+        ctx = [c for e, lid, _, c in notices.calls if e == "debit_missed" and lid == cancelled.pk][0]
     assert ctx["amount"] and ctx["pay_by"] and ctx["reason"]
     # re-running the day changes nothing and tells nobody twice
     run_business_day(FIRST_DUE)
     assert MissedDebitException.objects.count() == 2 and len(notices.events(event="debit_missed")) == 2
 
 
-def test_pre_due_check_lists_loans_that_will_not_be_debited(ref_data, notices, settings):
+@pytest.mark.parametrize("bulk", [False, True])
+def test_pre_due_check_lists_loans_that_will_not_be_debited(ref_data, notices, settings, bulk):
+    from notices.models import Notice
     from servicing.models import PreDueWarning
     from servicing.services.mandates import suspend_mandate
 
     channel = ref_data["std"]
-    settings.REPAYDESK = {**settings.REPAYDESK, "PRE_DUE_DAYS": 3}
+    settings.REPAYDESK = {**settings.REPAYDESK, "PRE_DUE_DAYS": 3, **({"INLINE_RECEIPTS_MAX": 0} if bulk else {})}
+    notices.include_outbox = bulk
     fine = make_loan(1, channel)
     suspended = make_loan(2, channel)
     suspend_mandate(suspended.mandates.get(), reason="frozen")
@@ -382,6 +394,11 @@ def test_pre_due_check_lists_loans_that_will_not_be_debited(ref_data, notices, s
                        limited.pk: "above_single_limit"}
     assert fine.pk not in reasons
     assert notices.events(limited, "pre_debit_reminder") == ["pre_debit_reminder"]
+    if bulk:  # the warning names the mandate's account and how to fix it
+        (ctx, *_) = Notice.objects.filter(event="pre_debit_reminder", loan=limited,
+                                          object_type="servicing.preduewarning").values_list("context", flat=True)
+        assert ctx["account"] == limited.mandates.get().masked_account
+        assert "本期将无法自动扣款" in ctx["debit_line"] and "代扣单笔限额" in ctx["debit_line"]  # as notify() builds it
     # on the due date the over-limit loan is not debited (not split) and the reason is recorded
     create_debit_batch(FIRST_DUE, channel)
     assert not Debit.objects.filter(loan=limited).exists()

@@ -41,7 +41,12 @@ def bulk_threshold() -> int:
 
 
 def queue_many(event: str, items: list[tuple], *, now=None) -> int:
-    """items: (loan with borrower loaded, object_type, object_id, on_date, event context). One bulk insert."""
+    """items: (loan with borrower loaded, the object, on_date, event context). One bulk insert.
+
+    The context is built as notify() builds it: base context, the event's builder (e.g. the pre-debit
+    reminder's sentence in the borrower's language), then the caller's context."""
+    from notices.services.events import _builder, _lang
+
     if not items:
         return 0
     spec = event_spec(event)
@@ -54,16 +59,21 @@ def queue_many(event: str, items: list[tuple], *, now=None) -> int:
                 "borrower_id", "channel"):
             blocked.setdefault(bid, set()).add(ch)
     rows: list[tuple] = []
-    for loan, object_type, object_id, on_date, context in items:
+    for loan, obj, on_date, context in items:
         borrower = loan.borrower
-        ctx = {**base_context(loan), **context}
+        object_type, object_id = obj._meta.label_lower, obj.pk
+        language = _lang(loan)
+        ctx = base_context(loan)
+        builder = _builder(spec.code, obj)
+        if builder is not None:
+            ctx.update(builder(loan, obj, language, on_date, context))
+        ctx.update(context)
         for name, default in spec.optional.items():
             ctx.setdefault(name, default)
         missing = [v for v in spec.all_variables if v not in ctx]
         if missing:
             raise NoticeError(f"notify('{event}'): context is missing {', '.join(missing)}")
         ctx = {k: str(ctx[k]) for k in spec.all_variables}
-        language = borrower.language if borrower.language in ("zh-hans", "en") else "zh-hans"
         off = blocked.get(borrower.pk, set()) - {NoticeChannel.IN_APP}
         for channel in spec.channels:
             if channel == "email" and not borrower.email:

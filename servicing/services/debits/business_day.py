@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from servicing.domain.money import format_amount_grouped
-from servicing.models import Loan, MissedDebitException, PreDueWarning
+from servicing.models import Mandate, MissedDebitException, PreDueWarning
 
 from .batches import OUTSTANDING_SQL
 from .failures import pay_url
@@ -154,9 +154,20 @@ def _unknown_cutoff(d: date) -> date:
 
 
 @transaction.atomic  # its staging table lives until commit: the whole sweep is one transaction
-def sweep(d: date) -> dict:
+def _tell(event: str, items: list[tuple], d: date) -> None:
+    """items: (loan with borrower, the object, event context)."""
     from notices.services import events
 
+    from .bulk_notices import bulk_threshold, queue_many
+
+    if len(items) > bulk_threshold():
+        queue_many(event, [(loan, obj, d, context) for loan, obj, context in items])
+        return
+    for loan, obj, context in items:
+        events.notify(event, loan=loan, obj=obj, on_date=d, context=context)
+
+
+def sweep(d: date) -> dict:
     stats = freeze_for_day(d)
     with connection.cursor() as cur:
         cur.execute(UNKNOWN_SQL, {"cutoff": _unknown_cutoff(d)})
@@ -170,26 +181,31 @@ def sweep(d: date) -> dict:
         missed_ids = [r[0] for r in cur.fetchall()]
         cur.execute("DROP TABLE _sweep")
     stats["missed"] = len(missed_ids)
-    for me in MissedDebitException.objects.filter(pk__in=missed_ids).select_related("loan__product", "loan__borrower", "instalment"):
+    # the borrowers are told in one COPY when there are many (a bank cancelling mandates by the thousand),
+    # else through notify() one by one; both write the same outbox rows (bulk_notices.queue_many)
+    missed = []
+    for me in MissedDebitException.objects.filter(pk__in=missed_ids).select_related("loan__product", "loan__borrower",
+                                                                                     "instalment"):
         inst = me.instalment
-        events.notify("debit_missed", loan=me.loan, obj=me, on_date=d, context={
+        missed.append((me.loan, me, {
             "reason": MISSED_TEXT.get(me.reason, me.reason), "due_date": inst.due_date.isoformat(),
             "amount": format_amount_grouped(inst.total_outstanding), "pay_url": pay_url(me.loan),
             "pay_by": max(d, inst.due_date + timedelta(days=me.loan.product.grace_days)).isoformat(),
-        })
+        }))
+    _tell("debit_missed", missed, d)
     until = d + timedelta(days=int(settings.REPAYDESK.get("PRE_DUE_DAYS", 3)))
     with connection.cursor() as cur:
         cur.execute(PRE_DUE_INSERT_SQL, {"d": d, "until": until})
         warn_ids = [r[0] for r in cur.fetchall()]
     stats["pre_due_warnings"] = len(warn_ids)
-    loans = {}
-    for w in PreDueWarning.objects.filter(pk__in=warn_ids):
-        loan = loans.get(w.loan_id) or Loan.objects.get(pk=w.loan_id)
-        loans[w.loan_id] = loan
-        mandate = loan.mandates.filter(status__in=["active", "suspended"]).first()
-        events.notify("pre_debit_reminder", loan=loan, obj=w, on_date=d, context={
-            "will_not_debit": "yes", "reason": w.reason, "how_to_fix": FIX_TEXT.get(w.reason, ""),
-            "due_date": w.due_date.isoformat(), "amount": format_amount_grouped(w.amount), "pay_url": pay_url(loan),
-            "account": mandate.masked_account if mandate else "—",
-        })
+    warnings = list(PreDueWarning.objects.filter(pk__in=warn_ids).select_related("loan__borrower"))
+    accounts: dict[int, str] = {}  # the loan's first active or suspended mandate, as loan.mandates.first() would
+    for m in Mandate.objects.filter(loan_id__in={w.loan_id for w in warnings},
+                                    status__in=["active", "suspended"]).order_by("-pk"):
+        accounts[m.loan_id] = m.masked_account
+    _tell("pre_debit_reminder", [(w.loan, w, {
+        "will_not_debit": "yes", "reason": w.reason, "how_to_fix": FIX_TEXT.get(w.reason, ""),
+        "due_date": w.due_date.isoformat(), "amount": format_amount_grouped(w.amount), "pay_url": pay_url(w.loan),
+        "account": accounts.get(w.loan_id, "—"),
+    }) for w in warnings], d)
     return stats

@@ -111,7 +111,7 @@ def apply_failures(failures: list[Failure]) -> dict[int, str]:
                 "next_retry_on": nxt.isoformat() if nxt else "", "pay_url": url,
             }
             if bulk:
-                pending_notices.append((loan, debit._meta.label_lower, debit.pk, f.failed_on, context))
+                pending_notices.append((loan, debit, f.failed_on, context))
             else:
                 events.notify("debit_failed", loan=loan, obj=debit, on_date=f.failed_on, context=context)
         actions[debit.pk] = text
