@@ -374,6 +374,19 @@ def test_sweep_finds_debit_that_never_happened(ref_data, notices, tmp_path, sett
     assert MissedDebitException.objects.count() == 2 and len(notices.events(event="debit_missed")) == 2
 
 
+@pytest.mark.django_db(transaction=True)
+def test_sweep_called_on_its_own_is_one_transaction(notices):
+    """The demo and the business day call it outside any transaction: its staging table must outlive a statement."""
+    from servicing.models import Channel
+    from servicing.services import reference_data
+    from servicing.services.debits.business_day import sweep
+
+    reference_data.ensure()
+    make_loan(1, Channel.objects.get(code="std"), mandate=False)
+    assert sweep(FIRST_DUE)["missed"] == 1
+    assert notices.events(event="debit_missed") == ["debit_missed"]
+
+
 @pytest.mark.parametrize("bulk", [False, True])
 def test_pre_due_check_lists_loans_that_will_not_be_debited(ref_data, notices, settings, bulk):
     from notices.models import Notice

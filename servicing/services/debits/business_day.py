@@ -153,7 +153,6 @@ def _unknown_cutoff(d: date) -> date:
     return c
 
 
-@transaction.atomic  # its staging table lives until commit: the whole sweep is one transaction
 def _tell(event: str, items: list[tuple], d: date) -> None:
     """items: (loan with borrower, the object, event context)."""
     from notices.services import events
@@ -167,6 +166,7 @@ def _tell(event: str, items: list[tuple], d: date) -> None:
         events.notify(event, loan=loan, obj=obj, on_date=d, context=context)
 
 
+@transaction.atomic  # its staging table lives until commit: the whole sweep is one transaction
 def sweep(d: date) -> dict:
     stats = freeze_for_day(d)
     with connection.cursor() as cur:
