@@ -163,6 +163,24 @@ def _builder(event: str, obj) -> Callable[..., dict] | None:
     return lambda loan, obj, lang, on_date, given: simple(loan, obj, lang)
 
 
+def notice_context(spec, loan, obj, on_date: date | None, given: dict) -> dict:
+    """The template variables of a notice, as strings: the loan's base context, the event's builder (figures
+    from the servicing core, in the borrower's language), then the caller's context; optional ones defaulted.
+    Raises NoticeError when a variable is missing. notify() and the bulk path (bulk_notices) both use it."""
+    ctx = base_context(loan)
+    builder = _builder(spec.code, obj)
+    if builder is not None:
+        ctx.update(builder(loan, obj, _lang(loan), on_date, given))
+    ctx.update(given)
+    for name, default in spec.optional.items():
+        ctx.setdefault(name, default)
+    missing = [v for v in spec.all_variables if v not in ctx]
+    if missing:
+        raise NoticeError(f"notify('{spec.code}'): context is missing {', '.join(missing)} "
+                          f"(the variables of {spec.code} are: {', '.join(spec.variables)})")
+    return {k: str(ctx[k]) for k in spec.all_variables}
+
+
 def notify(event: str, *, loan, obj: Any = None, context: dict | None = None, on_date: date | None = None,
            channels: list[str] | None = None, collection: bool = False, now: datetime | None = None,
            cause_at: datetime | None = None) -> list:
@@ -177,24 +195,13 @@ def notify(event: str, *, loan, obj: Any = None, context: dict | None = None, on
     spec = event_spec(event)
     now = now or timezone.now()
     obj = loan if obj is None else obj
-    lang = _lang(loan)
-    ctx = base_context(loan)
-    builder = _builder(event, obj)
-    if builder is not None:
-        ctx.update(builder(loan, obj, lang, on_date, context or {}))
-    ctx.update(context or {})
-    for name, default in spec.optional.items():
-        ctx.setdefault(name, default)
-    missing = [v for v in spec.all_variables if v not in ctx]
-    if missing:
-        raise NoticeError(f"notify('{event}'): context is missing {', '.join(missing)} "
-                          f"(the variables of {event} are: {', '.join(spec.variables)})")
+    ctx = notice_context(spec, loan, obj, on_date, context or {})
     if channels is None:
         channels = [c for c in spec.channels if c != "email" or loan.borrower.email]
     object_type = obj._meta.label_lower if hasattr(obj, "_meta") else type(obj).__name__.lower()
     return queue(spec=spec, borrower=loan.borrower, loan=loan, object_type=object_type,
                  object_id=getattr(obj, "pk", obj), on_date=on_date or timezone.localdate(now),
-                 channels=list(channels), context={k: str(ctx[k]) for k in spec.all_variables}, now=now,
+                 channels=list(channels), context=ctx, now=now,
                  collection=collection or spec.collection, cause_at=cause_at)
 
 

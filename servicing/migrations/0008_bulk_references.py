@@ -33,7 +33,8 @@ PARENTS = {
 }
 FORWARD = refs.FUNCTIONS_SQL + "".join(refs.child_sql(t, r) for t, r in CHILDREN.items()) + "".join(
     refs.parent_sql(t, c) for t, c in PARENTS.items())
-BACKWARD = "".join(refs.drop_parent_sql(t) for t in PARENTS) + "".join(refs.drop_child_sql(t) for t in CHILDREN)
+BACKWARD = ("".join(refs.drop_parent_sql(t) for t in PARENTS) + "".join(refs.drop_child_sql(t) for t in CHILDREN)
+            + refs.DROP_FUNCTIONS_SQL)
 
 
 class Migration(migrations.Migration):

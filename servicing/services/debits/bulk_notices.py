@@ -30,8 +30,7 @@ from notices.catalog import event_spec
 from notices.conf import business, conf, public_url
 from notices.models import Channel as NoticeChannel
 from notices.models import ChannelPreference, NoticeStatus
-from notices.services.events import base_context
-from notices.services.outbox import NoticeError, dedupe_key, wake_dispatcher
+from notices.services.outbox import dedupe_key, wake_dispatcher
 from notices.services.rules import next_allowed_time
 from servicing.sql import chunk_settings
 
@@ -40,12 +39,23 @@ def bulk_threshold() -> int:
     return int(settings.REPAYDESK.get("INLINE_RECEIPTS_MAX", 200))
 
 
-def queue_many(event: str, items: list[tuple], *, now=None) -> int:
-    """items: (loan with borrower loaded, the object, on_date, event context). One bulk insert.
+def notify_many(event: str, items: list[tuple]) -> None:
+    """Tell many borrowers of `event`: items (loan with borrower loaded, the object, on_date, event context).
+    A few go through notify() one by one, more than the inline threshold through one COPY (queue_many);
+    both write the same outbox rows."""
+    if len(items) > bulk_threshold():
+        queue_many(event, items)
+        return
+    from notices.services import events
 
-    The context is built as notify() builds it: base context, the event's builder (e.g. the pre-debit
-    reminder's sentence in the borrower's language), then the caller's context."""
-    from notices.services.events import _builder, _lang
+    for loan, obj, on_date, context in items:
+        events.notify(event, loan=loan, obj=obj, on_date=on_date, context=context)
+
+
+def queue_many(event: str, items: list[tuple], *, now=None) -> int:
+    """items: (loan with borrower loaded, the object, on_date, event context). One bulk insert; each context
+    built by events.notice_context, as notify() builds it."""
+    from notices.services.events import _lang, notice_context
 
     if not items:
         return 0
@@ -63,17 +73,7 @@ def queue_many(event: str, items: list[tuple], *, now=None) -> int:
         borrower = loan.borrower
         object_type, object_id = obj._meta.label_lower, obj.pk
         language = _lang(loan)
-        ctx = base_context(loan)
-        builder = _builder(spec.code, obj)
-        if builder is not None:
-            ctx.update(builder(loan, obj, language, on_date, context))
-        ctx.update(context)
-        for name, default in spec.optional.items():
-            ctx.setdefault(name, default)
-        missing = [v for v in spec.all_variables if v not in ctx]
-        if missing:
-            raise NoticeError(f"notify('{event}'): context is missing {', '.join(missing)}")
-        ctx = {k: str(ctx[k]) for k in spec.all_variables}
+        ctx = notice_context(spec, loan, obj, on_date, context)
         off = blocked.get(borrower.pk, set()) - {NoticeChannel.IN_APP}
         for channel in spec.channels:
             if channel == "email" and not borrower.email:

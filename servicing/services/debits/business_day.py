@@ -20,6 +20,7 @@ from servicing.domain.money import format_amount_grouped
 from servicing.models import Mandate, MissedDebitException, PreDueWarning
 
 from .batches import OUTSTANDING_SQL
+from .bulk_notices import notify_many
 from .failures import pay_url
 from .incidents import freeze_for_day
 
@@ -153,19 +154,6 @@ def _unknown_cutoff(d: date) -> date:
     return c
 
 
-def _tell(event: str, items: list[tuple], d: date) -> None:
-    """items: (loan with borrower, the object, event context)."""
-    from notices.services import events
-
-    from .bulk_notices import bulk_threshold, queue_many
-
-    if len(items) > bulk_threshold():
-        queue_many(event, [(loan, obj, d, context) for loan, obj, context in items])
-        return
-    for loan, obj, context in items:
-        events.notify(event, loan=loan, obj=obj, on_date=d, context=context)
-
-
 @transaction.atomic  # its staging table lives until commit: the whole sweep is one transaction
 def sweep(d: date) -> dict:
     stats = freeze_for_day(d)
@@ -181,18 +169,17 @@ def sweep(d: date) -> dict:
         missed_ids = [r[0] for r in cur.fetchall()]
         cur.execute("DROP TABLE _sweep")
     stats["missed"] = len(missed_ids)
-    # the borrowers are told in one COPY when there are many (a bank cancelling mandates by the thousand),
-    # else through notify() one by one; both write the same outbox rows (bulk_notices.queue_many)
+    # a bank cancelling mandates by the thousand: notify_many tells them in one COPY
     missed = []
     for me in MissedDebitException.objects.filter(pk__in=missed_ids).select_related("loan__product", "loan__borrower",
                                                                                      "instalment"):
         inst = me.instalment
-        missed.append((me.loan, me, {
+        missed.append((me.loan, me, d, {
             "reason": MISSED_TEXT.get(me.reason, me.reason), "due_date": inst.due_date.isoformat(),
             "amount": format_amount_grouped(inst.total_outstanding), "pay_url": pay_url(me.loan),
             "pay_by": max(d, inst.due_date + timedelta(days=me.loan.product.grace_days)).isoformat(),
         }))
-    _tell("debit_missed", missed, d)
+    notify_many("debit_missed", missed)
     until = d + timedelta(days=int(settings.REPAYDESK.get("PRE_DUE_DAYS", 3)))
     with connection.cursor() as cur:
         cur.execute(PRE_DUE_INSERT_SQL, {"d": d, "until": until})
@@ -203,9 +190,9 @@ def sweep(d: date) -> dict:
     for m in Mandate.objects.filter(loan_id__in={w.loan_id for w in warnings},
                                     status__in=["active", "suspended"]).order_by("-pk"):
         accounts[m.loan_id] = m.masked_account
-    _tell("pre_debit_reminder", [(w.loan, w, {
+    notify_many("pre_debit_reminder", [(w.loan, w, d, {
         "will_not_debit": "yes", "reason": w.reason, "how_to_fix": FIX_TEXT.get(w.reason, ""),
         "due_date": w.due_date.isoformat(), "amount": format_amount_grouped(w.amount), "pay_url": pay_url(w.loan),
         "account": accounts.get(w.loan_id, "—"),
-    }) for w in warnings], d)
+    }) for w in warnings])
     return stats

@@ -52,11 +52,8 @@ def apply_failures(failures: list[Failure]) -> dict[int, str]:
         instalment_id__in=[d.instalment_id for d in debits.values()])}
     upserts: dict[int, tuple] = {}
     actions: dict[int, str] = {}
-    from notices.services import events
+    from .bulk_notices import notify_many
 
-    from .bulk_notices import bulk_threshold, queue_many
-
-    bulk = len(failures) > bulk_threshold()  # a large import: one insert for all the notices, not notify() each
     pending_notices: list[tuple] = []
     for f in failures:
         debit = debits[f.debit_id]
@@ -110,12 +107,9 @@ def apply_failures(failures: list[Failure]) -> dict[int, str]:
                 "category": f.category, "amount": format_amount_grouped(debit.amount), "next_step": next_step,
                 "next_retry_on": nxt.isoformat() if nxt else "", "pay_url": url,
             }
-            if bulk:
-                pending_notices.append((loan, debit, f.failed_on, context))
-            else:
-                events.notify("debit_failed", loan=loan, obj=debit, on_date=f.failed_on, context=context)
+            pending_notices.append((loan, debit, f.failed_on, context))
         actions[debit.pk] = text
-    queue_many("debit_failed", pending_notices)
+    notify_many("debit_failed", pending_notices)  # a large import: one COPY, not notify() each
     _upsert_states(list(upserts.values()))
     return actions
 

@@ -12,6 +12,7 @@ reference (= the debit reference), so re-running a chunk never posts twice.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -188,7 +189,6 @@ def post_succeeded_debits(source: str, *, audit_on: tuple[str, str], audit_data:
     the set-based payments (temp table _pmt: id, reference, debit_id) and before the per-loan path; without
     it, the debits get their payment_id here.
     """
-    import json
 
     timings = []
     with connection.cursor() as cur:
