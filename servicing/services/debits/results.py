@@ -462,7 +462,7 @@ def _process(rf, channel, layout, stage, table, business_date, user) -> dict:
     def one_chunk(start: int) -> None:
         # a pghistory context: attribution for the audit events, and the triggers need not look one up per row
         with transaction.atomic(), pghistory.context(source="import_debit_results", result_file=rf.pk):
-            _apply_chunk(rf, table, start, start + size - 1, business_date, actor)
+            _apply_chunk(rf, table, start, min(start + size - 1, max_line), business_date, actor)
 
     if workers == 1:
         for chunk_no, start in enumerate(starts, start=1):
@@ -553,7 +553,7 @@ def _apply_chunk(rf: ResultFile, table: str, lo: int, hi: int, business_date: da
                                        AND c.outcome = 'succeeded'))
              ORDER BY l.id FOR UPDATE OF l""", {"lo": lo, "hi": hi})
         # the debits to apply, locked; they are updated once, after the set-based posting, with their outcome
-        # AND their payment (one UPDATE of 13-index rows instead of two). Each staged row looks its debit up by
+        # AND their payment (one non-HOT UPDATE instead of two). Each staged row looks its debit up by
         # primary key (LATERAL): a join would depend on the debits' statistics, which still say "planned" right
         # after an export if autovacuum has not analyzed them since; estimated at one row, "submitted" made
         # the planner scan every debit per staged row (a 1M-row file stalled in its first chunk).
@@ -605,7 +605,7 @@ def _apply_chunk(rf: ResultFile, table: str, lo: int, hi: int, business_date: da
              WHERE d.id = a.debit_id AND d.id = ANY(ARRAY(SELECT debit_id FROM _applied))  -- by key, not a scan""")
 
     post_succeeded_debits("_succ", before_slow=update_debits, audit_on=("servicing.resultfile", rf.pk),
-                          audit_data={"lines": f"{lo}-{hi}"}, actor=actor)
+                          audit_data={"lines": f"{max(lo, 1)}-{hi}"}, actor=actor)
     # the receipts of the payments are a follow-up step of the file (bulk_notices.file_receipts), not here
     with connection.cursor() as cur:
         cur.execute("DROP TABLE _applied, _succ")
