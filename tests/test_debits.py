@@ -450,3 +450,34 @@ def test_bank_profile_command_round_trip(ref_data, tmp_path, capsys):
     with pytest.raises(CommandError) as exc:
         call_command("bank_profile", "import", str(path))
     assert exc.value.returncode == 3 and "no_such_category" in str(exc.value)
+
+
+def test_first_batch_reads_debits_by_index_when_statistics_say_the_table_is_empty(ref_data, notices):
+    """After a deploy, servicing_debit is vacuumed empty and its statistics say so; the batch inserts into it
+    while it looks up each candidate's previous attempt, so a seq scan there reads every row inserted so far,
+    once per candidate (a 1M-loan first batch ran for minutes in one chunk)."""
+    from django.db import connection
+
+    channel = ref_data["std"]
+    for i in range(3):
+        make_loan(i, channel)
+    bill_due_instalments(FIRST_DUE)
+    with connection.cursor() as cur:  # what VACUUM of the empty table leaves behind (rolled back with the test)
+        cur.execute("UPDATE pg_class SET relpages = 0, reltuples = 0 WHERE oid = 'servicing_debit'::regclass")
+    plans = []
+
+    def explain_debit_statements(execute, sql, params, many, context):
+        if not plans or plans[-1] is not None:
+            if sql.lstrip().startswith("INSERT INTO servicing_debit ") or "FROM servicing_debit" in sql:
+                plans.append(None)  # no EXPLAIN of the EXPLAIN
+                with connection.cursor() as cur:
+                    cur.execute("EXPLAIN " + sql, params)
+                    plans[-1] = "\n".join(r[0] for r in cur.fetchall())
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(explain_debit_statements):
+        result = create_debit_batch(FIRST_DUE, channel)
+    assert result.count == 3
+    assert plans, "the batch's statements on servicing_debit were not seen"
+    scans = [p for p in plans if "Seq Scan on servicing_debit" in p]
+    assert not scans, scans[0]

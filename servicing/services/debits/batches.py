@@ -272,6 +272,11 @@ def build_debit_batch_chunk(batch_id: int, chunk: int) -> dict:
         # the chunks are the parallelism: no parallel query workers on top of them
         chunk_settings(cur)
         cur.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        # every book table is read by its loan_id index here, never scanned whole: on the first batch after a
+        # deploy, servicing_debit was vacuumed empty and the planner believes it is, so it picked a seq scan for
+        # the per-candidate "previous attempt" lookup, and each probe then read every row the batch had
+        # inserted so far (chunk 0 of a 1M-loan first batch ran for minutes instead of a second)
+        cur.execute("SET LOCAL enable_seqscan = off")
         cur.execute(CANDIDATES_SQL, params)
         cur.execute(INSERT_DEBITS_SQL, params)
         fault("batch_insert", chunk + 1)
