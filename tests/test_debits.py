@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from servicing.models import (
+    AuditLog,
     Debit,
     DebitAttempt,
     DebitBatch,
@@ -123,8 +124,6 @@ def test_end_to_end_every_category(ref_data, notices, tmp_path, settings, code, 
             assert summary["failed"][cat] == 1, cat
     assert summary["control_total_ok"] is True
     if bill_first:  # the set-based payments of a chunk are audited once, on the file and its lines
-        from servicing.models import AuditLog
-
         (audit,) = AuditLog.objects.filter(action="payments.posted")
         assert audit.object_type == "servicing.resultfile" and audit.data["lines"] == f"1-{len(loans) + 1}"
         assert int(audit.data["payments"]) == n_success and audit.data["amount"] == summary["succeeded_amount"]
@@ -171,8 +170,11 @@ def test_end_to_end_every_category(ref_data, notices, tmp_path, settings, code, 
     for cat in ("limit_single", "unclassified"):
         assert RetryState.objects.get(instalment__loan=by_cat[cat].loan).status == "stopped"
         assert notices.events(by_cat[cat].loan) == ["debit_failed"]
-    for cat in ("account_state", "identity_mismatch"):
-        assert by_cat[cat].loan.mandates.get().status == "suspended"
+    for cat in ("account_state", "identity_mismatch"):  # suspended with who and why
+        m = by_cat[cat].loan.mandates.get()
+        assert (m.status, m.suspend_reason) == ("suspended", f"debit {by_cat[cat].reference}: {cat}")
+        assert AuditLog.objects.filter(action="mandate.suspended", object_id=str(m.pk), reason=m.suspend_reason,
+                                       actor_label="system").count() == 1
     m = by_cat["mandate_invalid"].loan.mandates.get()
     assert m.status == "cancelled" and m.cancel_cause == "bank"
     assert "mandate_cancelled" in notices.events(by_cat["mandate_invalid"].loan)

@@ -170,6 +170,10 @@ def test_a_correction_is_a_reversing_entry(reference):
                                                                       ("credit_balance", D("50.00"))]
     assert balances(loan).get("credit_balance", D("0")) == 0
     assert reverse_entry(payment.entry, value_date=date(2026, 1, 22), memo="again").pk == reversal.pk
+    with pytest.raises(IntegrityError, match="entry_reversed_once"), transaction.atomic():  # whatever the key
+        post_entry(kind="reversal", key=f"second-reversal:{payment.entry_id}", value_date=date(2026, 1, 22),
+                   legs=[Leg("clearing_counter", D("-50.00")), Leg("credit_balance", D("50.00"))], loan=loan,
+                   reverses=payment.entry)
 
 
 # --------------------------------------------------------------------------- verify_books catches tampering

@@ -30,6 +30,10 @@ class Account(models.TextChoices):
     CLEARING_TRANSFER = "clearing_transfer", _("转账清算")
 
 
+# written by nearly every payment and billing entry
+BULK_ACCOUNTS = [Account.CLEARING_BANK, Account.PRINCIPAL_RECEIVABLE, Account.INTEREST_RECEIVABLE,
+                 Account.INTEREST_INCOME]
+
 RECEIVABLE_BY_COMPONENT = {
     "principal": Account.PRINCIPAL_RECEIVABLE,
     "interest": Account.INTEREST_RECEIVABLE,
@@ -79,8 +83,10 @@ class JournalEntry(models.Model):
     value_date = models.DateField()
     idempotency_key = models.CharField(max_length=120)
     memo = models.CharField(max_length=200, blank=True)
-    reverses = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT,
-                                    related_name="reversed_by")
+    # reversed at most once (entry_reversed_once): a partial unique index, so the million entries that reverse
+    # nothing add nothing to it
+    reverses = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by",
+                                 db_index=False)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                    db_index=False)
@@ -88,7 +94,9 @@ class JournalEntry(models.Model):
     class Meta:
         verbose_name = _("会计分录")
         verbose_name_plural = _("会计分录")
-        constraints = [models.UniqueConstraint(fields=["idempotency_key"], name="entry_idempotency_key_unique")]
+        constraints = [models.UniqueConstraint(fields=["idempotency_key"], name="entry_idempotency_key_unique"),
+                       models.UniqueConstraint(fields=["reverses"], condition=Q(reverses__isnull=False),
+                                               name="entry_reversed_once")]
         indexes = [models.Index(fields=["loan", "value_date"], name="entry_loan_date_idx"),
                    models.Index(fields=["created_by"], condition=Q(created_by__isnull=False), name="entry_created_by_idx")]
 
@@ -111,8 +119,10 @@ class JournalLine(models.Model):
         verbose_name = _("分录行")
         verbose_name_plural = _("分录行")
         constraints = [models.CheckConstraint(condition=~Q(amount=0), name="journal_line_not_zero")]
+        # the account filter of the console: the accounts nearly every payment and billing entry writes are found
+        # at once walking the newest lines; the index holds only the others (3 in 4 lines are of those)
         indexes = [models.Index(fields=["loan", "account"], name="line_loan_account_idx"),
-                   models.Index(fields=["account"], name="line_account_idx")]
+                   models.Index(fields=["account"], name="line_rare_account_idx", condition=~Q(account__in=BULK_ACCOUNTS))]
 
     def __str__(self) -> str:
         return f"{self.account} {self.amount}"

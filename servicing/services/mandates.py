@@ -74,13 +74,36 @@ def activate_mandate(mandate: Mandate, *, user=None, reason: str = "") -> Mandat
 def suspend_mandate(mandate: Mandate, *, reason: str, user=None) -> Mandate:
     if not reason.strip():
         raise MandateError("reason: a suspension needs a reason")
-    updated = Mandate.objects.filter(pk=mandate.pk, status=MandateStatus.ACTIVE).update(
-        status=MandateStatus.SUSPENDED, suspended_at=timezone.now(), suspend_reason=reason[:200])
-    if not updated:
+    if not suspend_mandates({mandate.pk: reason}, user=user):
         raise MandateError(f"mandate {mandate.agreement_no} is not active")
     mandate.refresh_from_db()
-    audit.record("mandate.suspended", mandate, actor=user, reason=reason)
     return mandate
+
+
+@transaction.atomic
+def suspend_mandates(reasons: dict[int, str], *, user=None) -> list[int]:
+    """Suspend the active ones of these mandates ({mandate id: reason}), each audited with its reason, in one
+    statement each (a result file can freeze a thousand accounts). Returns the ids suspended."""
+    if not reasons:
+        return []
+    ids, texts = list(reasons), [reasons[i][:200] for i in reasons]
+    actor = user if getattr(user, "is_authenticated", False) else None
+    with connection.cursor() as cur:
+        cur.execute("""
+            WITH done AS (
+                UPDATE servicing_mandate m SET status = %(suspended)s, suspended_at = now(), suspend_reason = x.reason
+                  FROM unnest(%(ids)s::bigint[], %(reasons)s::text[]) AS x(id, reason)
+                 WHERE m.id = x.id AND m.status = %(active)s
+             RETURNING m.id, x.reason)
+            INSERT INTO servicing_auditlog (at, actor_id, actor_label, action, object_type, object_id, reason, data)
+            SELECT now(), %(actor_id)s, %(actor)s, 'mandate.suspended', 'servicing.mandate', done.id::text, done.reason,
+                   '{}'::jsonb
+              FROM done ORDER BY done.id
+            RETURNING object_id""",
+                    {"suspended": MandateStatus.SUSPENDED, "active": MandateStatus.ACTIVE, "ids": ids,
+                     "reasons": texts, "actor_id": actor.pk if actor else None,
+                     "actor": actor.get_username() if actor else "system"})
+        return [int(r[0]) for r in cur.fetchall()]
 
 
 @transaction.atomic

@@ -14,7 +14,7 @@ from datetime import date
 from django.db import connection
 
 from servicing.domain.money import format_amount_grouped
-from servicing.models import Debit, RetryState
+from servicing.models import Debit, Loan, LoanProduct, Mandate, RetryState
 from servicing.models.debits import RetryStatus
 from servicing.models.mandates import CancelCause, MandateStatus
 from servicing.services import audit
@@ -39,29 +39,38 @@ def pay_url(loan) -> str:
 
 
 def apply_failures(failures: list[Failure]) -> dict[int, str]:
-    """Apply each failure's category action. Returns {debit_id: action text} for the attempt to record."""
+    """Apply each failure's category action. Returns {debit_id: action text} for the attempt to record.
+
+    A big file fails tens of thousands of debits: what the actions need is read as tuples in a few queries
+    (model instances only for the borrowers told and the mandates acted on), mandates are suspended in one
+    statement, retry states written in one, notices queued in one COPY.
+    """
     if not failures:
         return {}
-    debits = {d.pk: d for d in Debit.objects.filter(pk__in=[f.debit_id for f in failures])
-              .select_related("loan__product", "loan__borrower", "mandate", "instalment")}
+    debits = {row.pk: row for row in Debit.objects.filter(pk__in=[f.debit_id for f in failures]).values_list(
+        "pk", "reference", "amount", "loan_id", "instalment_id", "mandate_id", "mandate__status",
+        "loan__product_id", named=True)}
+    products = {p.pk: p for p in LoanProduct.objects.filter(pk__in={d.loan__product_id for d in debits.values()})}
     loan_ids = {d.loan_id for d in debits.values()}
-    states: dict[int, list[RetryState]] = {}
-    for rs in RetryState.objects.filter(loan_id__in=loan_ids, status__in=[RetryStatus.IN_FLIGHT]):
+    state_fields = ("instalment_id", "loan_id", "first_failed_on", "failures", "retries_used")
+    states: dict[int, list] = {}
+    for rs in RetryState.objects.filter(loan_id__in=loan_ids, status=RetryStatus.IN_FLIGHT).values_list(
+            *state_fields, named=True):
         states.setdefault(rs.loan_id, []).append(rs)
     trigger_states = {rs.instalment_id: rs for rs in RetryState.objects.filter(
-        instalment_id__in=[d.instalment_id for d in debits.values()])}
+        instalment_id__in=[d.instalment_id for d in debits.values()]).values_list(*state_fields, named=True)}
     upserts: dict[int, tuple] = {}
     actions: dict[int, str] = {}
-    from .bulk_notices import notify_many
-
-    pending_notices: list[tuple] = []
+    suspend: dict[int, str] = {}
+    cancel: dict[int, str] = {}
+    told: list[tuple] = []  # (debit row, failed_on, context without the pay link)
+    reasons = {cat: str(text) for cat, text in PLAIN_REASON.items()}
     for f in failures:
         debit = debits[f.debit_id]
-        loan = debit.loan
-        policy = policy_for(loan.product, f.category)
+        policy = policy_for(products.get(debit.loan__product_id), f.category)
         action = policy.get("action", "stop")
         rs = trigger_states.get(debit.instalment_id)
-        related = [s for s in states.get(loan.pk, []) if s.instalment_id != debit.instalment_id]
+        related = [s for s in states.get(debit.loan_id, []) if s.instalment_id != debit.instalment_id]
         failures_before = rs.failures if rs else 0
         retries_used = rs.retries_used if rs else 0
         first = rs.first_failed_on if rs else f.failed_on
@@ -75,43 +84,62 @@ def apply_failures(failures: list[Failure]) -> dict[int, str]:
                                 retries_used=s.retries_used)
             s_status = ((RetryStatus.SCHEDULED if s_next else RetryStatus.EXHAUSTED) if action == "retry"
                         else RetryStatus.STOPPED)
-            upserts[s.instalment_id] = (s.instalment_id, loan.pk, s.first_failed_on, s.failures + 1,
+            upserts[s.instalment_id] = (s.instalment_id, debit.loan_id, s.first_failed_on, s.failures + 1,
                                         s.retries_used, s_next, s_status, f.category, debit.pk)
-        upserts[debit.instalment_id] = (debit.instalment_id, loan.pk, first, failures_before + 1, retries_used, nxt,
-                                        status, f.category, debit.pk)
+        upserts[debit.instalment_id] = (debit.instalment_id, debit.loan_id, first, failures_before + 1, retries_used,
+                                        nxt, status, f.category, debit.pk)
         text = ACTION_TEXT.get(action, action)
         if nxt:
             text = f"retry on {nxt.isoformat()}"
         elif action == "retry":
             text = "retries exhausted, no retry"
-        mandate = debit.mandate
-        if action == "suspend" and mandate.status == MandateStatus.ACTIVE:
-            from servicing.services.mandates import suspend_mandate
-
-            suspend_mandate(mandate, reason=f"debit {debit.reference}: {f.category}")
-        elif action == "cancel" and mandate.status != MandateStatus.CANCELLED:
-            from servicing.services.mandates import cancel_mandate
-
-            cancel_mandate(mandate, cause=CancelCause.BANK, reason=f"debit {debit.reference}: {f.category}")
+        if action == "suspend" and debit.mandate__status == MandateStatus.ACTIVE:
+            suspend[debit.mandate_id] = f"debit {debit.reference}: {f.category}"
+        elif action == "cancel" and debit.mandate__status != MandateStatus.CANCELLED:
+            cancel[debit.mandate_id] = f"debit {debit.reference}: {f.category}"
         if policy.get("alert_ops"):
             logger.error("technical debit failure %s (%s): ops must check the file/format/signature",
                          debit.reference, f.category)
-            audit.record("debit.technical_alert", debit, reason=f"category {f.category}")
+            audit.record("debit.technical_alert", Debit(pk=debit.pk), reason=f"category {f.category}")
             text = "no retry, ops alerted"
         if should_notify(policy, failures_before):
-            url = pay_url(loan)
-            next_step = (f"我们将于 {nxt.isoformat()} 再次尝试扣款，您也可以通过 {url} 主动还款" if nxt
-                         else f"本期不再自动扣款，请通过 {url} 主动还款，逾期将产生罚息并影响征信")
-            context = {
-                "reason": str(PLAIN_REASON.get(f.category, PLAIN_REASON["unclassified"])),
-                "category": f.category, "amount": format_amount_grouped(debit.amount), "next_step": next_step,
-                "next_retry_on": nxt.isoformat() if nxt else "", "pay_url": url,
-            }
-            pending_notices.append((loan, debit, f.failed_on, context))
+            told.append((debit, f.failed_on, {
+                "reason": reasons.get(f.category, reasons["unclassified"]), "category": f.category,
+                "amount": format_amount_grouped(debit.amount), "next_retry_on": nxt.isoformat() if nxt else ""}))
         actions[debit.pk] = text
-    notify_many("debit_failed", pending_notices)  # a large import: one COPY, not notify() each
+    if suspend:
+        from servicing.services.mandates import suspend_mandates
+
+        suspend_mandates(suspend)
+    if cancel:
+        from servicing.services.mandates import cancel_mandate
+
+        for mandate in Mandate.objects.filter(pk__in=cancel).exclude(status=MandateStatus.CANCELLED):
+            cancel_mandate(mandate, cause=CancelCause.BANK, reason=cancel[mandate.pk])
+    _notify(told)
     _upsert_states(list(upserts.values()))
     return actions
+
+
+def _notify(told: list[tuple]) -> None:
+    """The borrowers told of their failed debit: the failure reason in plain words, the next retry date or none,
+    and the pay-now link."""
+    if not told:
+        return
+    from .bulk_notices import notify_many
+
+    loans = Loan.objects.select_related("borrower").in_bulk({debit.loan_id for debit, *_ in told})
+    items = []
+    for debit, failed_on, context in told:
+        loan = loans[debit.loan_id]
+        url = pay_url(loan)
+        nxt = context["next_retry_on"]
+        context["next_step"] = (f"我们将于 {nxt} 再次尝试扣款，您也可以通过 {url} 主动还款" if nxt
+                                else f"本期不再自动扣款，请通过 {url} 主动还款，逾期将产生罚息并影响征信")
+        context["pay_url"] = url
+        items.append((loan, Debit(pk=debit.pk, loan_id=debit.loan_id, reference=debit.reference,
+                                  amount=debit.amount), failed_on, context))
+    notify_many("debit_failed", items)  # a large import: one COPY, not notify() each
 
 
 def _upsert_states(rows: list[tuple]) -> None:

@@ -91,7 +91,7 @@ POST_SQL = [
               ON a.debit_id = p.debit_id
         WHERE p.fast
         ORDER BY p.loan_id""",
-    "ANALYZE _paysum",
+    "ANALYZE _paysum (debit_id, loan_id)",
     """INSERT INTO servicing_journalentry (id, kind, loan_id, value_date, idempotency_key, memo, created_at)
        SELECT s.entry_id, 'payment', s.loan_id, s.value_date, 'payment:' || s.reference,
               'bank payment ' || s.reference, now()
@@ -127,7 +127,7 @@ POST_SQL = [
                   COALESCE(SUM(a.amt) FILTER (WHERE a.component = 'compound'), 0) AS c,
                   SUM(a.amt) AS total
              FROM _alloc a JOIN _paysum s ON s.debit_id = a.debit_id GROUP BY a.inst_id""",
-    "ANALYZE _instpaid",
+    "ANALYZE _instpaid (inst_id)",
     """UPDATE servicing_instalment i
           SET principal_paid = i.principal_paid + x.p, interest_paid = i.interest_paid + x.i,
               fee_paid = i.fee_paid + x.f, penalty_paid = i.penalty_paid + x.pe,
@@ -195,7 +195,8 @@ def post_succeeded_debits(source: str, *, audit_on: tuple[str, str], audit_data:
         seqs = _sequences(cur)
         post = [s.replace("{out}", OUT_SQL).replace("{entry_seq}", seqs["entry"]).replace("{payment_seq}", seqs["payment"])
                 for s in POST_SQL]
-        for sql in [ELIGIBLE_SQL.format(source=source), "ANALYZE _pay", ALLOC_SQL, "ANALYZE _alloc", *post]:
+        for sql in [ELIGIBLE_SQL.format(source=source), "ANALYZE _pay (debit_id, loan_id, fast)", ALLOC_SQL,
+                    "ANALYZE _alloc (debit_id, inst_id, component)", *post]:
             t0 = time.perf_counter()
             cur.execute(sql)
             timings.append(round(time.perf_counter() - t0, 3))
