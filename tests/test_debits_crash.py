@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from servicing.models import Channel, Debit, DebitBatch, Payment, ResultFile
+from servicing.models import Channel, Debit, DebitAttempt, DebitBatch, Payment, ResultFile
 from servicing.services import reference_data
 from servicing.services.debits.batches import export_debit_batch
 from servicing.services.verify import verify_books
 
-from .test_debits_support import FIRST_DUE, debits_of, make_loan, result_file
+from .test_debits_support import FIRST_DUE, code_for, debits_of, make_loan, result_file
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -63,6 +63,8 @@ def test_killed_import_then_rerun_posts_each_payment_once(tmp_path, settings):
     debits = debits_of(batch)
     rows = [(d.reference, d.amount, "succeeded", "00", "成功", FIRST_DUE) if n % 3 else
             (d.reference, d.amount, "failed", "64", "余额不足", None) for n, d in enumerate(debits)]
+    # in the first chunk, a debit the bank still has in hand: it stays unknown, so the re-run meets it again
+    rows[0] = (debits[0].reference, debits[0].amount, "unknown", code_for(channel, "unknown"), "处理中", None)
     path = tmp_path / "result.csv"
     path.write_bytes(result_file(channel, rows))
     n_success = sum(1 for r in rows if r[2] == "succeeded")
@@ -81,7 +83,10 @@ def test_killed_import_then_rerun_posts_each_payment_once(tmp_path, settings):
     assert Payment.objects.count() == n_success
     for d in Debit.objects.filter(status="succeeded"):
         assert Payment.objects.filter(reference=d.reference).count() == 1
-    assert Debit.objects.filter(status="failed").count() == len(rows) - n_success
+    assert Debit.objects.filter(status="failed").count() == len(rows) - n_success - 1
+    unknown = Debit.objects.get(status="unknown")
+    assert unknown.pk == debits[0].pk and unknown.attempts.count() == 1  # its line kept once, not twice
+    assert DebitAttempt.objects.count() == len(rows)
     once_more = _run(["import_debit_results", str(path), "--channel", "std", "--json"], tmp_path)
     assert '"status": "already_imported"' in once_more.stdout
     assert Payment.objects.count() == n_success

@@ -542,7 +542,8 @@ def _apply_chunk(rf: ResultFile, table: str, lo: int, hi: int, business_date: da
         define_trigger_settings(cur)
         chunk_settings(cur)
         cur.execute("CREATE TEMP TABLE _applied (debit_id bigint, loan_id bigint, amount numeric, value_date date, "
-                    "reference text, outcome text, category text, line_no int, failed_on date) ON COMMIT DROP")
+                    "reference text, outcome text, category text, line_no int, failed_on date, was_unknown boolean) "
+                    "ON COMMIT DROP")
         # the loans that get a payment, locked first (in id order, as post_payment locks a loan before its
         # debits): a payment racing the import waits for the chunk instead of interleaving with the set-based
         # allocation (which reads the instalments before it updates them)
@@ -560,9 +561,9 @@ def _apply_chunk(rf: ResultFile, table: str, lo: int, hi: int, business_date: da
         cur.execute(f"""
             INSERT INTO _applied
             SELECT d.id, d.loan_id, d.amount, COALESCE(c.settled_on, c.batch_date) AS value_date,
-                   d.reference, c.outcome, c.category, c.line_no, c.batch_date
+                   d.reference, c.outcome, c.category, c.line_no, c.batch_date, d.status = 'unknown'
               FROM {table} c
-             CROSS JOIN LATERAL (SELECT x.id, x.loan_id, x.amount, x.reference FROM servicing_debit x
+             CROSS JOIN LATERAL (SELECT x.id, x.loan_id, x.amount, x.reference, x.status FROM servicing_debit x
                                   WHERE x.id = c.debit_id AND x.status IN ('submitted', 'unknown')
                                     FOR UPDATE) d
              WHERE c.line_no BETWEEN %(lo)s AND %(hi)s AND c.reason_code IS NULL""", {"lo": lo, "hi": hi})
@@ -585,7 +586,12 @@ def _apply_chunk(rf: ResultFile, table: str, lo: int, hi: int, business_date: da
                    a.amount, now()
               FROM _applied a JOIN """ + table + """ c ON c.line_no = a.line_no
               LEFT JOIN unnest(%(ids)s::bigint[], %(actions)s::text[]) AS x(debit_id, action) ON x.debit_id = a.debit_id
-            ON CONFLICT (result_file_id, line_no) DO NOTHING""",
+             -- a line's attempt is kept once (attempt_once_per_file_line). Only a debit still unknown can come
+             -- back for a line already kept (a re-run of this file after a crash): only those are looked up, the
+             -- rest inserted plainly (ON CONFLICT on every row cost 1.7 times the plain insert)
+             WHERE NOT a.was_unknown
+                OR NOT EXISTS (SELECT 1 FROM servicing_debitattempt k WHERE k.result_file_id = %(rf)s
+                                                                       AND k.line_no = a.line_no)""",
                     {"rf": rf.pk, "bd": business_date, "ids": list(actions), "actions": list(actions.values())})
         cur.execute("CREATE TEMP TABLE _succ ON COMMIT DROP AS SELECT debit_id, loan_id, amount, value_date, reference "
                     "FROM _applied WHERE outcome = 'succeeded'")
