@@ -483,3 +483,23 @@ def test_first_batch_reads_debits_by_index_when_statistics_say_the_table_is_empt
     assert plans, "the batch's statements on servicing_debit were not seen"
     scans = [p for p in plans if "Seq Scan on servicing_debit" in p]
     assert not scans, scans[0]
+
+
+def test_a_debit_keeps_its_batch_mandate_and_instalment(ref_data, notices):
+    """A debit's references are checked per statement (servicing.references), not by foreign keys: what it
+    points to still cannot be deleted from under it."""
+    from django.db import IntegrityError, connection, transaction
+
+    channel = ref_data["std"]
+    make_loan(1, channel)
+    bill_due_instalments(FIRST_DUE)
+    batch = create_debit_batch(FIRST_DUE, channel).batch
+    debit = Debit.objects.get(batch=batch)
+    for table, key in [("servicing_debitbatch", batch.pk), ("servicing_mandate", debit.mandate_id),
+                       ("servicing_instalment", debit.instalment_id)]:
+        with pytest.raises(IntegrityError, match=f"delete on table \"{table}\" .* is still referenced"), \
+                transaction.atomic(), connection.cursor() as cur:
+            cur.execute(f"DELETE FROM {table} WHERE id = %s", [key])
+    with pytest.raises(IntegrityError, match="violates reference servicing_debit.mandate_id"), \
+            transaction.atomic(), connection.cursor() as cur:
+        cur.execute("UPDATE servicing_debit SET mandate_id = -1 WHERE id = %s", [debit.pk])

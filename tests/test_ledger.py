@@ -295,7 +295,8 @@ def test_a_payment_writes_no_instalment_history_but_what_is_owed_does(reference)
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("sql", [
-    # journal lines, payments, allocations, attempts and notices: a reference to nothing is refused per statement
+    # journal lines, payments, allocations, attempts, notices and debits: a reference to nothing is refused per
+    # statement
     "INSERT INTO servicing_journalline (entry_id, loan_id, account, amount) VALUES (-1, {loan}, 'fee_receivable', 1)",
     "INSERT INTO servicing_journalline (entry_id, loan_id, account, amount) VALUES ({entry}, -7, 'fee_receivable', 1)",
     "INSERT INTO servicing_allocation (entry_id, payment_id, instalment_id, component, amount) "
@@ -306,6 +307,9 @@ def test_a_payment_writes_no_instalment_history_but_what_is_owed_does(reference)
     "status, collection, context, scheduled_for, attempts, subject, body, provider_ref, last_error, created_at) "
     "VALUES ('x', 'sms', 'zh-hans', -2, 'x', '1', '2026-01-10', 'orphan', 'queued', false, '{{}}', now(), 0, "
     "'', '', '', '', now())",
+    "INSERT INTO servicing_debit (reference, batch_id, loan_id, mandate_id, instalment_id, due_date, attempt, kind, "
+    "amount, status, category, result_code, result_message, channel_txn_id, created_at, updated_at) "
+    "VALUES ('D-orphan', -1, {loan}, -1, -1, '2026-01-10', 0, 'due', 1, 'planned', '', '', '', '', now(), now())",
     # a changed reference is looked up too
     "UPDATE servicing_payment SET loan_id = -9 WHERE loan_id = {loan}",
     "UPDATE servicing_allocation SET instalment_id = -9 WHERE entry_id = {entry}",

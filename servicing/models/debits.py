@@ -76,17 +76,20 @@ class Debit(models.Model):
     # generated `in_flight` instead): the export's planned → submitted update then changes no indexed value
     # and, with the free space the fillfactor leaves on each page (migration 0006), is a HOT update that writes
     # no index entry at all.
+    # The references a batch writes a million of are checked once per statement (servicing.references,
+    # migration 0010), not by a foreign-key probe per row: those were half of building a batch.
     reference = models.CharField(_("扣款流水号"), max_length=40)
     batch = models.ForeignKey(DebitBatch, on_delete=models.PROTECT, related_name="debits",
-                              db_index=False)  # debit_batch_idx
+                              db_index=False, db_constraint=False)  # debit_batch_idx
     loan = models.ForeignKey("servicing.Loan", on_delete=models.PROTECT, related_name="debits",
-                             db_index=False)  # debit_idempotency_key (loan, due_date, attempt)
+                             db_index=False, db_constraint=False)  # debit_idempotency_key (loan, due_date, attempt)
     # no index: a mandate's unsent debits are found through its loan (one_debit_in_flight_per_loan)
     mandate = models.ForeignKey("servicing.Mandate", on_delete=models.PROTECT, related_name="debits",
-                                db_index=False)
+                                db_index=False, db_constraint=False)
     # no index: nothing looks debits up by instalment (and instalments are never deleted)
     instalment = models.ForeignKey("servicing.Instalment", on_delete=models.PROTECT, related_name="debits",
-                                   db_index=False, help_text=_("触发扣款的期次（金额含此前全部逾期应还）"))
+                                   db_index=False, db_constraint=False,
+                                   help_text=_("触发扣款的期次（金额含此前全部逾期应还）"))
     due_date = models.DateField(_("应还日"))
     attempt = models.PositiveSmallIntegerField(default=0)
     kind = models.CharField(max_length=10, choices=DebitKind.choices, default=DebitKind.DUE)
