@@ -55,29 +55,31 @@ SELECT a.debit_id, a.loan_id, a.amount, a.value_date, a.reference,
 
 ALLOC_SQL = """
 CREATE TEMP TABLE _alloc ON COMMIT DROP AS
-WITH comps AS (
-    SELECT p.debit_id, p.loan_id, p.amount, i.id AS inst_id, i.due_date, c.ord, trim(c.name) AS component,
-           CASE trim(c.name)
-               WHEN 'penalty' THEN i.penalty_accrued - i.penalty_paid - i.penalty_waived
-               WHEN 'compound' THEN i.compound_accrued - i.compound_paid - i.compound_waived
-               WHEN 'fee' THEN i.fee_due - i.fee_paid - i.fee_waived
-               WHEN 'interest' THEN i.interest_due - i.interest_paid - i.interest_waived
-               WHEN 'principal' THEN i.principal_due - i.principal_paid - i.principal_waived
-           END AS owed
+WITH orders AS MATERIALIZED (  -- each product's allocation order once, as (component, position)
+    SELECT pr.id AS product_id, trim(c.name) AS component, c.ord
+      FROM servicing_loanproduct pr
+     CROSS JOIN LATERAL unnest(string_to_array(pr.allocation_order, ',')) WITH ORDINALITY AS c(name, ord)
+), comps AS (  -- what each instalment due by the value date still owes, per component with something owed
+    SELECT p.debit_id, p.amount, i.id AS inst_id, i.due_date, o.ord, x.component, x.owed
       FROM _pay p
       JOIN servicing_loan l ON l.id = p.loan_id
-      JOIN servicing_loanproduct pr ON pr.id = l.product_id
       JOIN servicing_instalment i ON i.loan_id = p.loan_id AND i.status <> 'superseded'
                                  AND i.due_date <= p.value_date AND i.billed
                                  AND i.loan_id = ANY(ARRAY(SELECT loan_id FROM _pay WHERE fast))  -- by key
-     CROSS JOIN LATERAL unnest(string_to_array(pr.allocation_order, ',')) WITH ORDINALITY AS c(name, ord)
-     WHERE p.fast
+     CROSS JOIN LATERAL (VALUES ('penalty', i.penalty_accrued - i.penalty_paid - i.penalty_waived),
+                                ('compound', i.compound_accrued - i.compound_paid - i.compound_waived),
+                                ('fee', i.fee_due - i.fee_paid - i.fee_waived),
+                                ('interest', i.interest_due - i.interest_paid - i.interest_waived),
+                                ('principal', i.principal_due - i.principal_paid - i.principal_waived))
+           AS x(component, owed)
+      JOIN orders o ON o.product_id = l.product_id AND o.component = x.component
+     WHERE p.fast AND x.owed > 0
 ), running AS (
     SELECT *, SUM(owed) OVER (PARTITION BY debit_id ORDER BY due_date, inst_id, ord
                               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - owed AS before
-      FROM comps WHERE owed > 0
+      FROM comps
 )
-SELECT debit_id, loan_id, inst_id, component, LEAST(owed, amount - before) AS amt
+SELECT debit_id, inst_id, component, LEAST(owed, amount - before) AS amt
   FROM running WHERE amount - before > 0
 """
 
