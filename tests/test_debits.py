@@ -181,6 +181,8 @@ def test_end_to_end_every_category(ref_data, notices, tmp_path, settings, code, 
     if "technical" in by_cat:
         assert not notices.events(by_cat["technical"].loan, "debit_failed")
         assert by_cat["technical"].loan.mandates.get().status == "active"
+        (alert,) = AuditLog.objects.filter(action="debit.technical_alert")  # ops are told which debit and why
+        assert (alert.object_id, alert.reason) == (str(by_cat["technical"].pk), "category technical")
     if "card_invalid" in by_cat:
         assert by_cat["card_invalid"].loan.mandates.get().status == "cancelled"
     books_ok()

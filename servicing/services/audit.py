@@ -18,3 +18,13 @@ def record(action: str, obj: Any, *, actor=None, reason: str = "", actor_label: 
         reason=reason,
         data={k: str(v) for k, v in data.items()},
     )
+
+
+def record_many(action: str, object_type: str, reasons: dict[int, str], *, actor=None) -> int:
+    """One audit row per object id with its own reason, written in one INSERT (a result file can freeze a thousand
+    accounts or flag every line of a broken file). Returns the rows written."""
+    user = actor if getattr(actor, "is_authenticated", False) else None
+    label = user.get_username() if user else "system"
+    rows = [AuditLog(actor=user, actor_label=label, action=action, object_type=object_type, object_id=str(pk),
+                     reason=reason, data={}) for pk, reason in reasons.items()]
+    return len(AuditLog.objects.bulk_create(rows, batch_size=5000))

@@ -86,24 +86,17 @@ def suspend_mandates(reasons: dict[int, str], *, user=None) -> list[int]:
     statement each (a result file can freeze a thousand accounts). Returns the ids suspended."""
     if not reasons:
         return []
-    ids, texts = list(reasons), [reasons[i][:200] for i in reasons]
-    actor = user if getattr(user, "is_authenticated", False) else None
     with connection.cursor() as cur:
         cur.execute("""
-            WITH done AS (
-                UPDATE servicing_mandate m SET status = %(suspended)s, suspended_at = now(), suspend_reason = x.reason
-                  FROM unnest(%(ids)s::bigint[], %(reasons)s::text[]) AS x(id, reason)
-                 WHERE m.id = x.id AND m.status = %(active)s
-             RETURNING m.id, x.reason)
-            INSERT INTO servicing_auditlog (at, actor_id, actor_label, action, object_type, object_id, reason, data)
-            SELECT now(), %(actor_id)s, %(actor)s, 'mandate.suspended', 'servicing.mandate', done.id::text, done.reason,
-                   '{}'::jsonb
-              FROM done ORDER BY done.id
-            RETURNING object_id""",
-                    {"suspended": MandateStatus.SUSPENDED, "active": MandateStatus.ACTIVE, "ids": ids,
-                     "reasons": texts, "actor_id": actor.pk if actor else None,
-                     "actor": actor.get_username() if actor else "system"})
-        return [int(r[0]) for r in cur.fetchall()]
+            UPDATE servicing_mandate m SET status = %(suspended)s, suspended_at = now(), suspend_reason = x.reason
+              FROM unnest(%(ids)s::bigint[], %(reasons)s::text[]) AS x(id, reason)
+             WHERE m.id = x.id AND m.status = %(active)s
+            RETURNING m.id""",
+                    {"suspended": MandateStatus.SUSPENDED, "active": MandateStatus.ACTIVE, "ids": list(reasons),
+                     "reasons": [reasons[i][:200] for i in reasons]})
+        done = sorted(r[0] for r in cur.fetchall())
+    audit.record_many("mandate.suspended", "servicing.mandate", {pk: reasons[pk] for pk in done}, actor=user)
+    return done
 
 
 @transaction.atomic

@@ -64,6 +64,7 @@ def apply_failures(failures: list[Failure]) -> dict[int, str]:
     suspend: dict[int, str] = {}
     cancel: dict[int, str] = {}
     told: list[tuple] = []  # (debit row, failed_on, context without the pay link)
+    alerts: dict[int, tuple[str, str]] = {}  # debit id: (reference, why ops must look)
     reasons = {cat: str(text) for cat, text in PLAIN_REASON.items()}
     for f in failures:
         debit = debits[f.debit_id]
@@ -98,15 +99,18 @@ def apply_failures(failures: list[Failure]) -> dict[int, str]:
         elif action == "cancel" and debit.mandate__status != MandateStatus.CANCELLED:
             cancel[debit.mandate_id] = f"debit {debit.reference}: {f.category}"
         if policy.get("alert_ops"):
-            logger.error("technical debit failure %s (%s): ops must check the file/format/signature",
-                         debit.reference, f.category)
-            audit.record("debit.technical_alert", Debit(pk=debit.pk), reason=f"category {f.category}")
+            alerts[debit.pk] = (debit.reference, f"category {f.category}")
             text = "no retry, ops alerted"
         if should_notify(policy, failures_before):
             told.append((debit, f.failed_on, {
                 "reason": reasons.get(f.category, reasons["unclassified"]), "category": f.category,
                 "amount": format_amount_grouped(debit.amount), "next_retry_on": nxt.isoformat() if nxt else ""}))
         actions[debit.pk] = text
+    if alerts:  # a broken file can fail every line as technical: one log line and one INSERT, not one per line
+        refs = [ref for ref, _ in alerts.values()]
+        logger.error("technical debit failure on %d debit(s) (%s%s): ops must check the file/format/signature",
+                     len(refs), ", ".join(refs[:5]), ", …" if len(refs) > 5 else "")
+        audit.record_many("debit.technical_alert", "servicing.debit", {pk: why for pk, (_, why) in alerts.items()})
     if suspend:
         from servicing.services.mandates import suspend_mandates
 
