@@ -16,7 +16,15 @@ from .events import debit_line
 from .rules import next_allowed_time
 
 PRE_DEBIT_SQL = """
-WITH todo AS (
+WITH due AS MATERIALIZED (
+    -- the instalments falling due, less those an earlier run of the day already queued a reminder for: on a
+    -- re-run nothing is left to join, and the loans below are then looked up by key, not hashed whole
+    SELECT i.* FROM servicing_instalment i
+     WHERE i.due_date = %(due)s AND i.status IN ('pending', 'partially_paid')
+       AND NOT EXISTS (SELECT 1 FROM notices_notice q
+                        WHERE q.dedupe_key = 'pre_debit_reminder:servicing.instalment:' || i.id || ':' || %(ds)s
+                                             || ':' || %(channel)s)
+), todo AS (
     SELECT i.id AS inst_id, l.id AS loan_id, l.contract_no, b.id AS borrower_id, b.name,
            CASE WHEN b.language = 'en' THEN 'en' ELSE 'zh-hans' END AS lang,
            to_char(i.due_date, 'YYYY-MM-DD') AS due,
@@ -27,26 +35,20 @@ WITH todo AS (
            CASE WHEN length(m.account_no) >= 8
                 THEN left(m.account_no, 4) || ' **** **** ' || right(m.account_no, 4) ELSE '****' END AS acct,
            p.id IS NOT NULL AS opted_out
-      FROM servicing_instalment i
-      JOIN servicing_loan l ON l.id = i.loan_id AND l.status IN ('active', 'overdue')
+      FROM due i
+     CROSS JOIN LATERAL (SELECT x.id, x.contract_no, x.product_id, x.borrower_id FROM servicing_loan x
+                          WHERE x.id = i.loan_id AND x.status IN ('active', 'overdue') OFFSET 0) l
       JOIN servicing_loanproduct pr ON pr.id = l.product_id AND pr.auto_debit
       JOIN servicing_borrower b ON b.id = l.borrower_id
       JOIN servicing_mandate m ON m.loan_id = l.id AND m.status = 'active'
       LEFT JOIN notices_channelpreference p
              ON p.borrower_id = b.id AND p.channel = %(channel)s AND p.opted_out AND %(channel)s <> 'in_app'
-     WHERE i.due_date = %(due)s
-       AND i.status IN ('pending', 'partially_paid')
        -- the debits pre-due check already told this borrower today (e.g. "will not be debited"). NOT IN is
        -- planned as one hashed subplan; NOT EXISTS became a nested-loop anti join once today's notices were
        -- estimated at 1 row (6.9 s per channel at 1M loans).
-       AND l.id NOT IN (SELECT x.loan_id FROM notices_notice x
+     WHERE l.id NOT IN (SELECT x.loan_id FROM notices_notice x
                          WHERE x.event = 'pre_debit_reminder' AND x.on_date = %(d)s
                            AND x.object_type <> 'servicing.instalment' AND x.loan_id IS NOT NULL)
-       -- queued by an earlier run of the day: skipped here rather than built and dropped by ON CONFLICT
-       -- (a re-run of the day then costs one index probe per reminder)
-       AND NOT EXISTS (SELECT 1 FROM notices_notice q
-                        WHERE q.dedupe_key = 'pre_debit_reminder:servicing.instalment:' || i.id || ':' || %(ds)s
-                                             || ':' || %(channel)s)
 )
 INSERT INTO notices_notice
     (event, channel, language, borrower_id, loan_id, object_type, object_id, on_date, dedupe_key, status,
