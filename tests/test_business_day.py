@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 
 from servicing.models import BusinessCalendarDay, BusinessDayRun, Instalment, JournalEntry, Loan
-from servicing.selectors import loan_status
+from servicing.selectors import loan_status, quote_payoff
 from servicing.services.business_day import run_business_day
 from servicing.services.payments import PaymentError
 from tests.factories import (
@@ -230,6 +230,32 @@ def test_running_the_same_date_twice_changes_nothing(reference, day):
     assert BusinessDayRun.objects.filter(business_date=day).count() == runs
     assert again["steps"]["bill_due"]["billed"] == 0 and again["steps"]["accrue_penalties"]["instalments"] == 0
     assert_books_ok()
+
+
+def _left_open_after_payoff(on: date) -> Loan:
+    """A loan paid off on `on` whose settlement did not happen (what the day's safety net is for)."""
+    loan = book("instalment", "3000", 3, START)
+    pay(loan, quote_payoff(loan, on).total, on, prepay="payoff")
+    Loan.objects.filter(pk=loan.pk).update(status="active", settled_on=None)
+    return loan
+
+
+def test_the_day_settles_a_paid_off_loan_left_open_since_its_last_check(reference):
+    d = date(2026, 2, 10)
+    assert run_business_day(d)["steps"]["settlements"]["paid_since"] == "2026-02-03"  # no check before: a week
+    caught = _left_open_after_payoff(d)            # paid after the day's run, then the day is run again
+    again = run_business_day(d)["steps"]["settlements"]
+    assert (again["settled"], again["paid_since"]) == (1, "2026-02-09")
+    caught.refresh_from_db()
+    assert (caught.status, caught.settled_on) == ("settled", d)
+    # the next day reads from the day before the last check: a payment value-dated then is still found
+    late = _left_open_after_payoff(d - timedelta(days=1))
+    nxt = run_business_day(d + timedelta(days=1))["steps"]["settlements"]
+    assert (nxt["settled"], nxt["paid_since"]) == (1, "2026-02-09")
+    late.refresh_from_db()
+    assert (late.status, late.settled_on) == ("settled", d - timedelta(days=1))
+    # after days without a run: at most a week back
+    assert run_business_day(date(2026, 3, 1))["steps"]["settlements"]["paid_since"] == "2026-02-22"
 
 
 # --------------------------------------------------------------------------- a year over a small book

@@ -14,6 +14,7 @@ from datetime import date, timedelta
 
 import pghistory
 from django.db import connection, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from servicing.models import BusinessDayRun, Loan
@@ -243,20 +244,26 @@ def refresh_dpd(d: date) -> dict:
 
 
 def detect_settlements(d: date) -> dict:
-    """A safety net: loans with nothing left open that a payment did not already settle."""
+    """A safety net: loans with nothing left open that a payment did not already settle (payments, waivers and
+    incident waivers settle on the spot; this finds what slipped through)."""
     from .payments import settle_if_paid
 
-    # only loans that had an instalment paid in the last days can have become settled without a
-    # payment settling them on the spot; scanning the whole book every day costs seconds at 1M loans
+    # only loans with an instalment paid since the last check can have become settled without being settled on
+    # the spot (scanning the whole book costs seconds at 1M loans): paid from the day before the last run of
+    # this step (a day's overlap for what was posted after it, value-dated the day before), at most a week back.
+    # A re-run of the date reads two days of paid instalments, not a week's (a quarter of the book).
+    last = (BusinessDayRun.objects.filter(step="settlements", business_date__lte=d, finished_at__isnull=False)
+            .aggregate(m=Max("business_date"))["m"])
+    since = max(d - timedelta(days=7), last - timedelta(days=1)) if last else d - timedelta(days=7)
     candidates = Loan.objects.raw("""
         SELECT DISTINCT l.id FROM servicing_instalment p
           JOIN servicing_loan l ON l.id = p.loan_id
          WHERE p.paid_on BETWEEN %s AND %s AND l.status IN ('active', 'overdue')
            AND NOT EXISTS (SELECT 1 FROM servicing_instalment i WHERE i.loan_id = l.id
                             AND i.status IN ('pending', 'partially_paid', 'overdue'))""",
-                                  [d - timedelta(days=7), d])
+                                  [since, d])
     settled = sum(1 for loan in candidates if settle_if_paid(loan))
-    return {"settled": settled}
+    return {"settled": settled, "paid_since": since.isoformat()}
 
 
 def _debits_sweep(d: date) -> dict:
