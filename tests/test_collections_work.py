@@ -175,6 +175,33 @@ def test_overdue_complaint_shows_red_in_the_admin(case, world, client):
     assert late.reference in html and on_time.reference in html
 
 
+def test_cases_go_to_the_collectors_of_their_bucket_and_wait_when_none_is_free(world):
+    from collections_app.models import CollectorProfile
+    from collections_app.services.business_day import assign_unassigned
+
+    loans = [book(world["product"], i) for i in range(1, 5)]
+    run_days(date(2026, 5, 15), date(2026, 5, 21))
+    cases = [open_case(loan) for loan in loans]
+    CollectorProfile.objects.create(user=world["collector"], buckets="M1")
+    CollectorProfile.objects.create(user=world["collector2"], buckets="M2", max_open_cases=1)
+    # M1, M1 (the higher priority), M2, M3: no collector takes M3
+    for c, bucket, priority in zip(cases, ("M1", "M1", "M2", "M3"), (10, 90, 50, 99), strict=True):
+        c.bucket, c.priority, c.assigned_to = bucket, priority, None
+        c.save(update_fields=["bucket", "priority", "assigned_to"])
+    d = date(2026, 5, 22)
+    assert assign_unassigned(d, "bucket") == 3
+    for c in cases:
+        c.refresh_from_db()
+    assert [c.assigned_to for c in cases] == [world["collector"], world["collector"], world["collector2"], None]
+    # the M2 collector is now at her cap: a second M2 case waits, unranked, like the M3 one
+    cases[0].bucket, cases[0].assigned_to = "M2", None
+    cases[0].save(update_fields=["bucket", "assigned_to"])
+    assert assign_unassigned(d, "bucket") == 0
+    cases[0].refresh_from_db()
+    assert cases[0].assigned_to is None
+    assert CaseEvent.objects.filter(case=cases[2], kind="assigned", dedupe_key__endswith=d.isoformat()).count() == 1
+
+
 def test_collector_sees_only_own_cases_in_admin(two_cases, world, client):
     case, theirs = two_cases
 

@@ -233,6 +233,10 @@ def _open_new(d: date, p: dict) -> int:
                    0, '{{}}'::jsonb, %(d)s
               FROM coll_od o
              WHERE o.past_grace
+               -- a loan with its case already open is not built again to be dropped by the conflict (every
+               -- re-run and every later day of a case); the conflict still settles a race
+               AND NOT EXISTS (SELECT 1 FROM collections_app_collectioncase c
+                                WHERE c.loan_id = o.loan_id AND c.status IN {OPEN})
             ON CONFLICT (loan_id) WHERE status IN {OPEN} DO NOTHING
             RETURNING id, prior_cures
         )
@@ -408,7 +412,10 @@ def assign_unassigned(d: date, mode: str | None = None) -> int:
                            ROW_NUMBER() OVER (PARTITION BY CASE WHEN %(by_bucket)s THEN c.bucket ELSE '*' END
                                               ORDER BY c.priority DESC, c.id) - 1 AS rn
                       FROM collections_app_collectioncase c
-                     WHERE c.assigned_to_id IS NULL AND c.agency_id IS NULL AND c.status IN {OPEN}) t
+                     WHERE c.assigned_to_id IS NULL AND c.agency_id IS NULL AND c.status IN {OPEN}
+                       -- only buckets someone can take: with no collector free, the cases are not ranked at all
+                       -- (a whole bucket dropped keeps the others' row numbers)
+                       AND CASE WHEN %(by_bucket)s THEN c.bucket ELSE '*' END IN (SELECT bucket FROM sizes)) t
               JOIN sizes s ON s.bucket = t.bucket
         ), upd AS (
             UPDATE collections_app_collectioncase c SET assigned_to_id = r.user_id
