@@ -18,6 +18,7 @@ from django.db import connection, transaction
 
 from servicing.domain.money import format_amount_grouped
 from servicing.models import Mandate, MissedDebitException, PreDueWarning
+from servicing.sql import chunk_settings
 
 from .batches import OUTSTANDING_SQL
 from .bulk_notices import notify_many
@@ -158,6 +159,12 @@ def _unknown_cutoff(d: date) -> date:
 def sweep(d: date) -> dict:
     stats = freeze_for_day(d)
     with connection.cursor() as cur:
+        # The instalments due and still open are few (what fell due is mostly paid), but the planner multiplies
+        # "open" by "due by d" as if unrelated and expects millions at 1M loans: it read all 12M instalments
+        # (2.5 s of a 1M re-run's 8 s) instead of the open-and-due index, and hashed the loans on disk. Read by
+        # index, hashed in memory: 1.1 s; the same at 100k.
+        chunk_settings(cur)
+        cur.execute("SET LOCAL enable_seqscan = off")
         cur.execute(UNKNOWN_SQL, {"cutoff": _unknown_cutoff(d)})
         stats["unknown_exceptions"] = cur.rowcount
         cur.execute(SWEEP_SQL, {"d": d})
