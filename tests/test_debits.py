@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -378,6 +379,29 @@ def test_sweep_finds_debit_that_never_happened(ref_data, notices, tmp_path, sett
     assert MissedDebitException.objects.count() == 2 and len(notices.events(event="debit_missed")) == 2
 
 
+@contextmanager
+def explained(picks):
+    """The plans (EXPLAIN) of the statements `picks(sql)` chooses, taken as they run, in their transaction."""
+    from django.db import connection
+
+    plans: list[str] = []
+    inside: list[bool] = []  # the EXPLAIN itself goes through the wrapper too
+
+    def wrapper(execute, sql, params, many, context):
+        if not inside and picks(sql):
+            inside.append(True)
+            try:
+                with connection.cursor() as cur:
+                    cur.execute("EXPLAIN " + sql, params)
+                    plans.append("\n".join(r[0] for r in cur.fetchall()))
+            finally:
+                inside.clear()
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(wrapper):
+        yield plans
+
+
 def test_sweep_reads_the_open_and_due_instalments_by_index(ref_data, notices):
     """At 1M loans the planner expected millions of open instalments due by the date (most that fell due are
     paid) and read every instalment of the book, 2.5 s of each run; the sweep reads them by index."""
@@ -392,17 +416,7 @@ def test_sweep_reads_the_open_and_due_instalments_by_index(ref_data, notices):
         # with statistics, a test book's few instalments are cheapest to read whole, as a big book's were by the
         # planner's estimate: the plan must still go by the open-and-due index
         cur.execute("ANALYZE servicing_instalment")
-    plans = []
-
-    def explain_sweep(execute, sql, params, many, context):
-        if sql.lstrip().startswith("CREATE TEMP TABLE _sweep") and not plans:
-            plans.append(None)  # no EXPLAIN of the EXPLAIN
-            with connection.cursor() as cur:
-                cur.execute("EXPLAIN " + sql, params)
-                plans[-1] = "\n".join(r[0] for r in cur.fetchall())
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(explain_sweep):
+    with explained(lambda sql: sql.lstrip().startswith("CREATE TEMP TABLE _sweep")) as plans:
         stats = sweep(FIRST_DUE)
     assert stats["due_or_overdue"] == 3 and stats["missed"] == 3  # nothing was batched: all three are missed
     assert plans and "servicing_instalment" in plans[0], "the sweep's statement was not seen"
@@ -499,18 +513,8 @@ def test_first_batch_reads_debits_by_index_when_statistics_say_the_table_is_empt
     bill_due_instalments(FIRST_DUE)
     with connection.cursor() as cur:  # what VACUUM of the empty table leaves behind (rolled back with the test)
         cur.execute("UPDATE pg_class SET relpages = 0, reltuples = 0 WHERE oid = 'servicing_debit'::regclass")
-    plans = []
-
-    def explain_debit_statements(execute, sql, params, many, context):
-        if not plans or plans[-1] is not None:
-            if sql.lstrip().startswith("INSERT INTO servicing_debit ") or "FROM servicing_debit" in sql:
-                plans.append(None)  # no EXPLAIN of the EXPLAIN
-                with connection.cursor() as cur:
-                    cur.execute("EXPLAIN " + sql, params)
-                    plans[-1] = "\n".join(r[0] for r in cur.fetchall())
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(explain_debit_statements):
+    with explained(lambda sql: sql.lstrip().startswith("INSERT INTO servicing_debit ")
+                   or "FROM servicing_debit" in sql) as plans:
         result = create_debit_batch(FIRST_DUE, channel)
     assert result.count == 3
     assert plans, "the batch's statements on servicing_debit were not seen"
