@@ -25,6 +25,14 @@ def chunk_settings(cur) -> None:
     cur.execute("SET LOCAL work_mem = '64MB'")
 
 
+def read_by_index(cur) -> None:
+    """For a transaction whose statements must read the book's big tables by index whatever the statistics say:
+    where the planner's estimate is known to mislead it into reading a whole table (a table vacuumed empty
+    while it is being filled; predicates it takes as unrelated, such as "still open" and "due by the date").
+    Small tables without a usable index are still read whole."""
+    cur.execute("SET LOCAL enable_seqscan = off")
+
+
 def define_trigger_settings(cur) -> None:
     """Define pgtrigger's ignore list (ignoring nothing) for this transaction: its audit triggers otherwise
     raise and catch an exception per row to find the setting unset, a subtransaction per row that scans the

@@ -37,7 +37,7 @@ from django.utils import timezone
 from servicing.models import Channel, DebitBatch
 from servicing.models.debits import BatchStatus
 from servicing.services import audit
-from servicing.sql import chunk_settings
+from servicing.sql import chunk_settings, read_by_index
 
 from .faults import fault
 from .profiles import debit_layout, pg_date_format
@@ -276,7 +276,7 @@ def build_debit_batch_chunk(batch_id: int, chunk: int) -> dict:
         # deploy, servicing_debit was vacuumed empty and the planner believes it is, so it picked a seq scan for
         # the per-candidate "previous attempt" lookup, and each probe then read every row the batch had
         # inserted so far (chunk 0 of a 1M-loan first batch ran for minutes instead of a second)
-        cur.execute("SET LOCAL enable_seqscan = off")
+        read_by_index(cur)
         cur.execute(CANDIDATES_SQL, params)
         cur.execute(INSERT_DEBITS_SQL, params)
         fault("batch_insert", chunk + 1)
