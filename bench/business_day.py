@@ -9,7 +9,7 @@
    (product, method, principal, term) template from the pure ``build_schedule`` (COPYed once), then the
    per-loan rows derived set-based in SQL: instalments, the disbursement entries, and for the instalments
    already due and paid the billing and payment history (one billing entry and one payment per loan,
-   allocations per instalment and component, so ``verify_books`` holds). Triggers are skipped and secondary
+   allocations per instalment, so ``verify_books`` holds). Triggers are skipped and secondary
    indexes rebuilt after the load; then VACUUM ANALYZE.
    The book on the date: every loan active with future instalments; ``--overdue-share`` of them with their
    last 1-3 past-due instalments unpaid (not yet billed, not yet marked: the business day catches up);
@@ -300,11 +300,10 @@ def generate(n: int, d: date, overdue_share: float, credit_share: float, seed: i
         rows_total += cur.rowcount
         t = step("history billing + payment entries, lines, payments", t)
         cur.execute("""
-            INSERT INTO servicing_allocation (entry_id, payment_id, instalment_id, component, amount)
-            SELECT 2 * %(n)s + i.loan_id, i.loan_id, i.id, x.component, x.amount FROM servicing_instalment i
-             CROSS JOIN LATERAL (VALUES ('principal', i.principal_paid), ('interest', i.interest_paid),
-                                        ('fee', i.fee_paid)) x(component, amount)
-             WHERE i.status = 'paid' AND x.amount <> 0""", {"n": n})
+            INSERT INTO servicing_allocation (entry_id, payment_id, instalment_id, principal, interest, fee)
+            SELECT 2 * %(n)s + i.loan_id, i.loan_id, i.id, i.principal_paid, i.interest_paid, i.fee_paid
+              FROM servicing_instalment i
+             WHERE i.status = 'paid' AND i.principal_paid + i.interest_paid + i.fee_paid > 0""", {"n": n})
         n_alloc = cur.rowcount
         rows_total += n_alloc
         t = step("allocations", t, n_alloc)

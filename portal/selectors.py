@@ -23,6 +23,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
+from servicing.domain.allocation import COMPONENTS
 from servicing.domain.money import ZERO, format_cny
 from servicing.models import Allocation, Borrower, Instalment, Loan, Mandate, Payment
 from servicing.models.loans import InstalmentStatus, LoanStatus
@@ -232,13 +233,15 @@ def component_label(component: str) -> str:
 
 def payment_lines(payment: Payment) -> list[tuple[str, Decimal]]:
     """What one payment paid, per instalment and component, plus what went to the credit balance."""
-    return _lines(((a.instalment.seq, a.component, a.amount) for a in payment.allocations.all()),
-                  payment.credited_amount)
+    order = payment.loan.product.order()
+    paid = [(a.instalment.seq, c, a.parts()) for a in payment.allocations.select_related("instalment")
+            .order_by("instalment__seq") for c in order]
+    return _lines(((seq, c, parts[c]) for seq, c, parts in paid if c in parts), payment.credited_amount)
 
 
 def _lines(allocations, credited: Decimal) -> list[tuple[str, Decimal]]:
-    """(seq, component, amount) in allocation order → one line per instalment and component, in the order
-    first paid, plus the credit balance line."""
+    """(seq, component, amount) in the order paid → one line per instalment and component, plus the credit
+    balance line."""
     per: dict[tuple[int, str], Decimal] = defaultdict(lambda: ZERO)
     for seq, c, amount in allocations:
         per[(seq, c)] += amount
@@ -434,13 +437,15 @@ def _sql_parts() -> dict[str, str]:
             (SELECT json_build_array(m.status, m.account_no) FROM {_table(Mandate)} m
               WHERE m.loan_id = l.id AND m.status IN ({live})
               ORDER BY CASE m.status {rank} END, m.signed_at DESC LIMIT 1))""",
-        # every payment, newest first, with what it paid per instalment and component (first allocation order)
+        # every payment, newest first, with what it paid per instalment and component (in the product's order)
         "payments": f"""(SELECT json_agg(json_build_array(
                 pm.id, pm.value_date, pm.channel, pm.amount, pm.credited_amount, extract(epoch FROM pm.created_at),
-                (SELECT json_agg(json_build_array(s.seq, s.component, s.amount) ORDER BY s.seq, s.first_id)
-                   FROM (SELECT i.seq, a.component, sum(a.amount) AS amount, min(a.id) AS first_id
-                           FROM {_table(Allocation)} a JOIN {_table(Instalment)} i ON i.id = a.instalment_id
-                          WHERE a.payment_id = pm.id GROUP BY i.seq, a.component) s))
+                (SELECT json_agg(json_build_array(i.seq, x.component, x.amount)
+                                 ORDER BY i.seq, array_position(string_to_array(replace(p.allocation_order, ' ', ''),
+                                                                                ','), x.component))
+                   FROM {_table(Allocation)} a JOIN {_table(Instalment)} i ON i.id = a.instalment_id
+                  CROSS JOIN LATERAL (VALUES {", ".join(f"('{c}', a.{c})" for c in COMPONENTS)}) AS x(component, amount)
+                  WHERE a.payment_id = pm.id AND x.amount <> 0))
               ORDER BY pm.value_date DESC, pm.id DESC)
              FROM {_table(Payment)} pm WHERE pm.loan_id = l.id)""",
         # every debit, newest first, with the retry state of its instalment

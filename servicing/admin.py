@@ -74,12 +74,11 @@ class ComponentListFilter(admin.SimpleListFilter):
     parameter_name = "component"
 
     def lookups(self, request, model_admin):
-        labels = {"penalty": _("罚息"), "compound": _("复利"), "fee": _("费用"), "interest": _("利息"),
-                  "principal": _("本金")}
-        return [(c, labels.get(c, c)) for c in COMPONENTS]
+        return [(c, Allocation._meta.get_field(c).verbose_name) for c in COMPONENTS]
 
     def queryset(self, request, queryset):
-        return queryset.filter(component=self.value()) if self.value() else queryset
+        # an allocation row pays up to five components of one instalment: the rows that paid something of this one
+        return queryset.filter(**{f"{self.value()}__gt": 0}) if self.value() in COMPONENTS else queryset
 
 
 # --------------------------------------------------------------------------------------------------
@@ -399,11 +398,17 @@ class MandateAdmin(PersonalDataAdminMixin, BigTableAdminMixin, admin.ModelAdmin)
 # Ledger and records: read-only
 # --------------------------------------------------------------------------------------------------
 
+# an allocation's components, in the waterfall's default order, as money
+PARTS = tuple(f"{c}_cny" for c in COMPONENTS)
+PART_DISPLAYS = tuple(money_display(c, Allocation._meta.get_field(c).verbose_name) for c in COMPONENTS)
+
+
 class AllocationInline(ReadOnlyInlineMixin, admin.TabularInline):
     model = Allocation
     fk_name = "payment"
-    fields = ("instalment", "component", "amount_cny", "entry")
-    amount_cny = money_display("amount", _("金额"))
+    fields = ("instalment", *PARTS, "amount_cny", "entry")
+    amount_cny = money_display("amount", _("合计"))
+    penalty_cny, compound_cny, fee_cny, interest_cny, principal_cny = PART_DISPLAYS
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("instalment", "entry")
@@ -428,13 +433,14 @@ class PaymentAdmin(ReadOnlyAdminMixin, BigTableAdminMixin, admin.ModelAdmin):
 
 @admin.register(Allocation)
 class AllocationAdmin(ReadOnlyAdminMixin, BigTableAdminMixin, admin.ModelAdmin):
-    list_display = ("id", "entry", "payment", "instalment", "component", "amount_cny")
+    list_display = ("id", "entry", "payment", "instalment", *PARTS, "amount_cny")
     list_select_related = ("entry", "payment", "instalment")
     list_filter = (ComponentListFilter,)
     search_fields = ("payment__reference", "instalment__loan__contract_no")
     search_help_text = _("按还款流水号或合同号搜索")
-    fields = ("entry", "payment", "instalment", "component", "amount_cny")
-    amount_cny = money_display("amount", _("金额"))
+    fields = ("entry", "payment", "instalment", *PARTS, "amount_cny")
+    amount_cny = money_display("amount", _("合计"))
+    penalty_cny, compound_cny, fee_cny, interest_cny, principal_cny = PART_DISPLAYS
 
 
 class JournalLineInline(ReadOnlyInlineMixin, admin.TabularInline):

@@ -101,7 +101,7 @@ def make_world(i: int, *, product: LoanProduct | None = None) -> dict:
                                      value_date=date(2026, 2, 15), applied_amount=Decimal("6.17"),
                                      entry=pay_entry)
     allocation = Allocation.objects.create(entry=pay_entry, payment=payment, instalment=inst1,
-                                           component="interest", amount=Decimal("6.17"))
+                                           interest=Decimal("6.17"))
     audit = AuditLog.objects.create(actor_label="system", action="payment.applied", object_type="loan",
                                     object_id=str(loan.pk), reason="test", data={"reference": payment.reference})
     run = BusinessDayRun.objects.create(business_date=date(2026, 2, 15 + i % 10), step=f"accrual-{i}",

@@ -52,7 +52,7 @@ def _next_open_instalment(loan, after: date | None = None):
 
 def _payment_context(loan, payment, lang: str) -> dict:
     labels = COMPONENT_LABELS[lang]
-    paid = dict(payment.allocations.values_list("component").annotate(total=Sum("amount")))
+    paid = payment.allocations.aggregate(**{c: Sum(c) for c in labels})
     unit = "元" if lang == "zh-hans" else ""
     sep = "，" if lang == "zh-hans" else ", "
     parts = [f"{labels.get(c, c)} {format_amount_grouped(paid[c])}{unit}" for c in labels if paid.get(c)]

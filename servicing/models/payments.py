@@ -1,7 +1,13 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
+
+from servicing.domain.allocation import COMPONENTS
 
 from .fields import MoneyField
 
@@ -58,7 +64,9 @@ class Payment(models.Model):
 
 
 class Allocation(models.Model):
-    """What a posting paid: instalment × component. Written with the journal entry it belongs to."""
+    """What one posting paid of one instalment, per component (还款明细): one row per instalment, not per
+    component, so posting a million auto-debits writes half the rows. Written with the journal entry it
+    belongs to; `amount` is the total, computed by PostgreSQL."""
 
     entry = models.ForeignKey("servicing.JournalEntry", on_delete=models.PROTECT, related_name="allocations",
                               db_constraint=False)
@@ -66,13 +74,36 @@ class Allocation(models.Model):
                                 db_constraint=False)
     instalment = models.ForeignKey("servicing.Instalment", on_delete=models.PROTECT, related_name="allocations",
                                    db_constraint=False)
-    component = models.CharField(max_length=10)
-    amount = MoneyField()
+    penalty = MoneyField(_("罚息"), db_default=Decimal("0.00"))
+    compound = MoneyField(_("复利"), db_default=Decimal("0.00"))
+    fee = MoneyField(_("费用"), db_default=Decimal("0.00"))
+    interest = MoneyField(_("利息"), db_default=Decimal("0.00"))
+    principal = MoneyField(_("本金"), db_default=Decimal("0.00"))
+    amount = models.GeneratedField(expression=F("penalty") + F("compound") + F("fee") + F("interest") + F("principal"),
+                                   output_field=MoneyField(), db_persist=True)
 
     class Meta:
         verbose_name = _("还款分配")
         verbose_name_plural = _("还款分配")
-        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="allocation_amount_positive")]
+        constraints = [
+            models.CheckConstraint(condition=Q(penalty__gte=0) & Q(compound__gte=0) & Q(fee__gte=0)
+                                   & Q(interest__gte=0) & Q(principal__gte=0), name="allocation_parts_not_negative"),
+            models.CheckConstraint(condition=Q(penalty__gt=0) | Q(compound__gt=0) | Q(fee__gt=0) | Q(interest__gt=0)
+                                   | Q(principal__gt=0), name="allocation_amount_positive"),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.component} {self.amount}"
+        return " ".join(f"{c} {v}" for c, v in self.parts().items())
+
+    def parts(self) -> dict[str, Decimal]:
+        """The components paid, in COMPONENTS order, leaving out those of zero."""
+        return {c: getattr(self, c) for c in COMPONENTS if getattr(self, c)}
+
+    @classmethod
+    def rows(cls, lines, **fields) -> list[Allocation]:
+        """One row per instalment from waterfall lines (instalment id, component, amount)."""
+        per_instalment: dict[int, dict[str, Decimal]] = {}
+        for key, component, amount in lines:
+            parts = per_instalment.setdefault(key, {})
+            parts[component] = parts.get(component, Decimal(0)) + amount
+        return [cls(instalment_id=key, **parts, **fields) for key, parts in per_instalment.items()]

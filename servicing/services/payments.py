@@ -243,8 +243,7 @@ def _post_payment_locked(loan, amount, channel, value_date, reference, prepay, u
         reference=reference, loan=loan, channel=channel, amount=amount, value_date=value_date, prepay_mode=prepay,
         applied_amount=amount - remainder, credited_amount=remainder, entry=entry,
         created_by=user if getattr(user, "is_authenticated", False) else None, note=note[:200])
-    Allocation.objects.bulk_create(
-        Allocation(entry=entry, payment=payment, instalment_id=key, component=c, amount=v) for key, c, v in lines)
+    Allocation.objects.bulk_create(Allocation.rows(lines, entry=entry, payment=payment))
     _apply_lines(by_id, lines, value_date)
     loan.credit_balance += remainder
     refresh_loan_status(loan, value_date)
@@ -279,8 +278,7 @@ def apply_credit_balance(loan: Loan, as_of: date) -> Decimal:
                           value_date=as_of, loan=loan, memo="credit balance applied",
                           legs=[Leg(Account.CREDIT_BALANCE, allocation.applied),
                                 *(Leg(RECEIVABLE_BY_COMPONENT[c], -v) for c, v in per_component.items())])
-    Allocation.objects.bulk_create(
-        Allocation(entry=entry, instalment_id=key, component=c, amount=v) for key, c, v in lines)
+    Allocation.objects.bulk_create(Allocation.rows(lines, entry=entry))
     _apply_lines({i.pk: i for i in live}, lines, as_of)
     loan.credit_balance -= allocation.applied
     refresh_loan_status(loan, as_of)
@@ -317,8 +315,7 @@ def reverse_payment(payment: Payment, *, on_date: date, reason: str, user=None) 
                            f"but only {loan.credit_balance} is left; the rest was used since")
     reverse_entry(payment.entry, value_date=on_date, memo=f"reversal of payment {payment.reference}: {reason}"[:200],
                   user=user)
-    taken_back = [(key, c, -amount) for key, c, amount in
-                  payment.allocations.values_list("instalment_id", "component", "amount")]
+    taken_back = [(a.instalment_id, c, -amount) for a in payment.allocations.all() for c, amount in a.parts().items()]
     instalments = Instalment.objects.select_for_update().in_bulk({key for key, _, _ in taken_back})
     _apply_lines(instalments, taken_back, on_date)
     Payment.objects.filter(pk=payment.pk).update(reversed=True)

@@ -109,17 +109,21 @@ CHECKS: list[tuple[str, str, str]] = [
                              WHERE j.entry_id = p.entry_id AND j.account LIKE 'clearing_%%')
          LIMIT 50"""),
     ("allocations_match_paid", "per instalment, allocations (of payments not reversed) sum to what it records as paid", """
-        WITH a AS (SELECT a.instalment_id, a.component, SUM(a.amount) AS amount FROM servicing_allocation a
+        WITH a AS (SELECT a.instalment_id, SUM(a.principal) AS principal, SUM(a.interest) AS interest,
+                          SUM(a.fee) AS fee, SUM(a.penalty) AS penalty, SUM(a.compound) AS compound
+                     FROM servicing_allocation a
                      LEFT JOIN servicing_payment p ON p.id = a.payment_id
                     WHERE p.reversed IS NOT TRUE  -- a reversed payment's allocations were taken back
-                    GROUP BY a.instalment_id, a.component)
-        SELECT l.contract_no, i.seq, comp.name, comp.paid, COALESCE(a.amount, 0)
+                    GROUP BY a.instalment_id)
+        SELECT l.contract_no, i.seq, comp.name, comp.paid, comp.allocated
           FROM servicing_instalment i JOIN servicing_loan l ON l.id = i.loan_id
-         CROSS JOIN LATERAL (VALUES ('principal', i.principal_paid), ('interest', i.interest_paid),
-                                    ('fee', i.fee_paid), ('penalty', i.penalty_paid),
-                                    ('compound', i.compound_paid)) AS comp(name, paid)
-          LEFT JOIN a ON a.instalment_id = i.id AND a.component = comp.name
-         WHERE comp.paid <> COALESCE(a.amount, 0) LIMIT 50"""),
+          LEFT JOIN a ON a.instalment_id = i.id
+         CROSS JOIN LATERAL (VALUES ('principal', i.principal_paid, COALESCE(a.principal, 0)),
+                                    ('interest', i.interest_paid, COALESCE(a.interest, 0)),
+                                    ('fee', i.fee_paid, COALESCE(a.fee, 0)),
+                                    ('penalty', i.penalty_paid, COALESCE(a.penalty, 0)),
+                                    ('compound', i.compound_paid, COALESCE(a.compound, 0))) AS comp(name, paid, allocated)
+         WHERE comp.paid <> comp.allocated LIMIT 50"""),
 ]
 
 

@@ -124,9 +124,11 @@ WITH p AS MATERIALIZED (
       JOIN servicing_loan l ON l.id = pm.loan_id
       JOIN servicing_borrower b ON b.id = l.borrower_id
 ), sums AS (
-    SELECT a.payment_id, a.component, SUM(a.amount) AS total
+    SELECT a.payment_id, x.component, SUM(x.amount) AS total
       FROM p JOIN servicing_allocation a ON a.payment_id = p.id
-     GROUP BY a.payment_id, a.component
+     CROSS JOIN LATERAL (VALUES ('penalty', a.penalty), ('compound', a.compound), ('fee', a.fee),
+                                ('interest', a.interest), ('principal', a.principal)) AS x(component, amount)
+     GROUP BY a.payment_id, x.component
 ), paid AS (
     SELECT q.payment_id,
            string_agg(CASE WHEN p.language = 'en'

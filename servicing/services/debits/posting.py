@@ -18,6 +18,7 @@ import time
 
 from django.db import connection
 
+from servicing.domain.allocation import COMPONENTS
 from servicing.domain.money import ZERO
 from servicing.models import Debit, Loan
 from servicing.models.ledger import Account, EntryKind
@@ -53,35 +54,47 @@ SELECT a.debit_id, a.loan_id, a.amount, a.value_date, a.reference,
                      AND p.reference = ANY(ARRAY(SELECT reference FROM {source})))
 """
 
-ALLOC_SQL = """
+def _alloc_sql() -> str:
+    """The waterfall for a chunk: one row per debit and instalment it pays, with what it pays per component.
+
+    Instalments in due order take what is left of the debit (a running sum of what each still owes); within
+    an instalment, a component takes what is left after the components its product puts ahead of it.
+    """
+    owed = {c: f"GREATEST(i.{c}_{'accrued' if c in ('penalty', 'compound') else 'due'} - i.{c}_paid - i.{c}_waived, 0)"
+            for c in COMPONENTS}
+    ahead = {c: " + ".join(f"CASE WHEN o.pos_{x} < o.pos_{c} THEN w.{x} ELSE 0 END" for x in COMPONENTS if x != c)
+             for c in COMPONENTS}
+    total = " + ".join(f"w.{c}" for c in COMPONENTS)
+    return f"""
 CREATE TEMP TABLE _alloc ON COMMIT DROP AS
-WITH orders AS MATERIALIZED (  -- each product's allocation order once, as (component, position)
-    SELECT pr.id AS product_id, trim(c.name) AS component, c.ord
+WITH orders AS MATERIALIZED (  -- each product's position of each component in its allocation order
+    SELECT pr.id AS product_id, {", ".join(f"array_position(n.names, '{c}') AS pos_{c}" for c in COMPONENTS)}
       FROM servicing_loanproduct pr
-     CROSS JOIN LATERAL unnest(string_to_array(pr.allocation_order, ',')) WITH ORDINALITY AS c(name, ord)
-), comps AS (  -- what each instalment due by the value date still owes, per component with something owed
-    SELECT p.debit_id, p.amount, i.id AS inst_id, i.due_date, o.ord, x.component, x.owed
+     CROSS JOIN LATERAL (SELECT array_agg(trim(c.name) ORDER BY c.ord) AS names
+                           FROM unnest(string_to_array(pr.allocation_order, ',')) WITH ORDINALITY AS c(name, ord)) n
+), owed AS (  -- what each instalment due by the value date still owes, per component
+    SELECT p.debit_id, p.amount, i.id AS inst_id, i.due_date, l.product_id,
+           {", ".join(f"{expr} AS {c}" for c, expr in owed.items())}
       FROM _pay p
       JOIN servicing_loan l ON l.id = p.loan_id
       JOIN servicing_instalment i ON i.loan_id = p.loan_id AND i.status <> 'superseded'
                                  AND i.due_date <= p.value_date AND i.billed
                                  AND i.loan_id = ANY(ARRAY(SELECT loan_id FROM _pay WHERE fast))  -- by key
-     CROSS JOIN LATERAL (VALUES ('penalty', i.penalty_accrued - i.penalty_paid - i.penalty_waived),
-                                ('compound', i.compound_accrued - i.compound_paid - i.compound_waived),
-                                ('fee', i.fee_due - i.fee_paid - i.fee_waived),
-                                ('interest', i.interest_due - i.interest_paid - i.interest_waived),
-                                ('principal', i.principal_due - i.principal_paid - i.principal_waived))
-           AS x(component, owed)
-      JOIN orders o ON o.product_id = l.product_id AND o.component = x.component
-     WHERE p.fast AND x.owed > 0
+     WHERE p.fast
 ), running AS (
-    SELECT *, SUM(owed) OVER (PARTITION BY debit_id ORDER BY due_date, inst_id, ord
-                              ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - owed AS before
-      FROM comps
+    SELECT w.*, {total} AS owed,
+           SUM({total}) OVER (PARTITION BY w.debit_id ORDER BY w.due_date, w.inst_id
+                              ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - ({total}) AS before
+      FROM owed w
+), paid AS (
+    SELECT w.*, LEAST(w.owed, w.amount - w.before) AS amt
+      FROM running w WHERE w.owed > 0 AND w.amount - w.before > 0
 )
-SELECT debit_id, inst_id, component, LEAST(owed, amount - before) AS amt
-  FROM running WHERE amount - before > 0
+SELECT w.debit_id, w.inst_id, w.amt,
+       {", ".join(f"LEAST(w.{c}, GREATEST(w.amt - ({ahead[c]}), 0)) AS {c}" for c in COMPONENTS)}
+  FROM paid w JOIN orders o ON o.product_id = w.product_id
 """
+
 
 POST_SQL = [
     # entry and payment ids are drawn from their sequences up front, so every later statement joins on them
@@ -106,9 +119,11 @@ POST_SQL = [
                   AS x(account, amount, ord)
             WHERE x.amount <> 0
            UNION ALL
-           SELECT s.entry_id, s.loan_id, a.component || '_receivable', -SUM(a.amt), 1
-             FROM _alloc a JOIN _paysum s ON s.debit_id = a.debit_id
-            GROUP BY s.entry_id, s.loan_id, a.component) q
+           SELECT s.entry_id, s.loan_id, x.component || '_receivable', -x.amount, 1
+             FROM (SELECT debit_id, {parts_sum} FROM _alloc GROUP BY debit_id) a
+             JOIN _paysum s ON s.debit_id = a.debit_id
+            CROSS JOIN LATERAL (VALUES {parts_values}) AS x(component, amount)
+            WHERE x.amount <> 0) q
         ORDER BY entry_id, ord, account""",
     """INSERT INTO servicing_payment (id, reference, loan_id, channel, amount, value_date, prepay_mode,
                                      applied_amount, credited_amount, entry_id, reversed, created_at, note)
@@ -116,32 +131,22 @@ POST_SQL = [
               s.amount - s.applied, s.entry_id, false, now(), 'auto-debit'
          FROM _paysum s ORDER BY s.payment_id""",
     """CREATE TEMP TABLE _pmt ON COMMIT DROP AS SELECT payment_id AS id, reference, debit_id FROM _paysum""",
-    """INSERT INTO servicing_allocation (entry_id, payment_id, instalment_id, component, amount)
-       SELECT s.entry_id, s.payment_id, a.inst_id, a.component, a.amt
+    """INSERT INTO servicing_allocation (entry_id, payment_id, instalment_id, {parts})
+       SELECT s.entry_id, s.payment_id, a.inst_id, {a_parts}
          FROM _alloc a JOIN _paysum s ON s.debit_id = a.debit_id
-        ORDER BY s.entry_id, a.inst_id, a.component""",
-    """CREATE TEMP TABLE _instpaid ON COMMIT DROP AS
-           SELECT a.inst_id, MAX(s.value_date) AS vd,
-                  COALESCE(SUM(a.amt) FILTER (WHERE a.component = 'principal'), 0) AS p,
-                  COALESCE(SUM(a.amt) FILTER (WHERE a.component = 'interest'), 0) AS i,
-                  COALESCE(SUM(a.amt) FILTER (WHERE a.component = 'fee'), 0) AS f,
-                  COALESCE(SUM(a.amt) FILTER (WHERE a.component = 'penalty'), 0) AS pe,
-                  COALESCE(SUM(a.amt) FILTER (WHERE a.component = 'compound'), 0) AS c,
-                  SUM(a.amt) AS total
-             FROM _alloc a JOIN _paysum s ON s.debit_id = a.debit_id GROUP BY a.inst_id""",
-    "ANALYZE _instpaid (inst_id)",
+        ORDER BY s.entry_id, a.inst_id""",
     """UPDATE servicing_instalment i
-          SET principal_paid = i.principal_paid + x.p, interest_paid = i.interest_paid + x.i,
-              fee_paid = i.fee_paid + x.f, penalty_paid = i.penalty_paid + x.pe,
-              compound_paid = i.compound_paid + x.c,
-              status = CASE WHEN {out} - x.total = 0 THEN 'paid'
-                            WHEN i.due_date < x.vd THEN 'overdue'
+          SET principal_paid = i.principal_paid + x.principal, interest_paid = i.interest_paid + x.interest,
+              fee_paid = i.fee_paid + x.fee, penalty_paid = i.penalty_paid + x.penalty,
+              compound_paid = i.compound_paid + x.compound,
+              status = CASE WHEN {out} - x.amt = 0 THEN 'paid'
+                            WHEN i.due_date < s.value_date THEN 'overdue'
                             WHEN i.principal_paid + i.interest_paid + i.fee_paid + i.penalty_paid
-                                 + i.compound_paid + x.total > 0 THEN 'partially_paid'
+                                 + i.compound_paid + x.amt > 0 THEN 'partially_paid'
                             ELSE 'pending' END,
-              paid_on = CASE WHEN {out} - x.total = 0 THEN x.vd ELSE i.paid_on END
-         FROM _instpaid x WHERE i.id = x.inst_id
-          AND i.id = ANY(ARRAY(SELECT inst_id FROM _instpaid))""",
+              paid_on = CASE WHEN {out} - x.amt = 0 THEN s.value_date ELSE i.paid_on END
+         FROM _alloc x JOIN _paysum s ON s.debit_id = x.debit_id
+        WHERE i.id = x.inst_id AND i.id = ANY(ARRAY(SELECT inst_id FROM _alloc))""",
     """WITH s AS (SELECT loan_id, MAX(value_date) AS vd, SUM(amount - applied) AS credit
                    FROM _paysum GROUP BY loan_id),
             o AS (SELECT i.loan_id, MIN(i.due_date) AS oldest FROM servicing_instalment i
@@ -196,9 +201,15 @@ def post_succeeded_debits(source: str, *, audit_on: tuple[str, str], audit_data:
     with connection.cursor() as cur:
         seqs = _sequences(cur)
         post = [s.replace("{out}", OUT_SQL).replace("{entry_seq}", seqs["entry"]).replace("{payment_seq}", seqs["payment"])
+                .replace("{parts_sum}", ", ".join(f"SUM({c}) AS {c}" for c in COMPONENTS))
+                .replace("{parts_values}", ", ".join(f"('{c}', a.{c})" for c in COMPONENTS))
+                .replace("{a_parts}", ", ".join(f"a.{c}" for c in COMPONENTS)).replace("{parts}", ", ".join(COMPONENTS))
                 for s in POST_SQL]
-        for sql in [ELIGIBLE_SQL.format(source=source), "ANALYZE _pay (debit_id, loan_id, fast)", ALLOC_SQL,
-                    "ANALYZE _alloc (debit_id, inst_id, component)", *post]:
+        for sql in [ELIGIBLE_SQL.format(source=source), "ANALYZE _pay (debit_id, loan_id, fast)", _alloc_sql(),
+                    # one debit of a loan per chunk is posted here (ELIGIBLE_SQL's row_number), so an instalment
+                    # is paid once: the instalment update below adds each row's figures, and would add only one
+                    # of two rows for the same instalment
+                    "CREATE UNIQUE INDEX ON _alloc (inst_id)", "ANALYZE _alloc (debit_id, inst_id)", *post]:
             t0 = time.perf_counter()
             cur.execute(sql)
             timings.append(round(time.perf_counter() - t0, 3))
@@ -218,7 +229,7 @@ def post_succeeded_debits(source: str, *, audit_on: tuple[str, str], audit_data:
         settle_ids = [r[0] for r in cur.fetchall()]
         cur.execute("SELECT debit_id FROM _pay WHERE NOT fast")
         slow = [r[0] for r in cur.fetchall()]
-        cur.execute("DROP TABLE _pay, _alloc, _paysum, _pmt, _instpaid")
+        cur.execute("DROP TABLE _pay, _alloc, _paysum, _pmt")
     from servicing.services.payments import settle_if_paid
 
     for loan in Loan.objects.filter(pk__in=settle_ids):
