@@ -54,7 +54,8 @@ SELECT a.debit_id, a.loan_id, a.amount, a.value_date, a.reference,
                      AND p.reference = ANY(ARRAY(SELECT reference FROM {source})))
 """
 
-def _alloc_sql() -> str:
+
+def _waterfall_sql() -> str:
     """The waterfall for a chunk: one row per debit and instalment it pays, with what it pays per component.
 
     Instalments in due order take what is left of the debit (a running sum of what each still owes); within
@@ -96,7 +97,25 @@ SELECT w.debit_id, w.inst_id, w.amt,
 """
 
 
-POST_SQL = [
+ALLOC_SQL = _waterfall_sql()
+
+OUT_SQL = ("(i.principal_due + i.interest_due + i.fee_due + i.penalty_accrued + i.compound_accrued"
+           " - i.principal_paid - i.interest_paid - i.fee_paid - i.penalty_paid - i.compound_paid"
+           " - i.principal_waived - i.interest_waived - i.fee_waived - i.penalty_waived - i.compound_waived)")
+
+# the allocation's component columns, as the statements below name them ({out}: what an instalment owes)
+_PARTS = {"{out}": OUT_SQL, "{parts}": ", ".join(COMPONENTS), "{a_parts}": ", ".join(f"a.{c}" for c in COMPONENTS),
+          "{parts_sum}": ", ".join(f"SUM({c}) AS {c}" for c in COMPONENTS),
+          "{parts_values}": ", ".join(f"('{c}', a.{c})" for c in COMPONENTS)}
+
+
+def _with_parts(sql: str) -> str:
+    for name, value in _PARTS.items():
+        sql = sql.replace(name, value)
+    return sql
+
+
+POST_SQL = [_with_parts(sql) for sql in [
     # entry and payment ids are drawn from their sequences up front, so every later statement joins on them
     # (no RETURNING … joined back on text keys)
     """CREATE TEMP TABLE _paysum ON COMMIT DROP AS
@@ -161,10 +180,10 @@ POST_SQL = [
           -- for nothing; its history trigger would record nothing either)
           AND (od.credit <> 0 OR l.dpd <> od.dpd
                OR l.status <> CASE WHEN od.dpd > 0 THEN 'overdue' ELSE 'active' END)""",
-]
+]]
 
 # One audit row for the set-based payments of a chunk, on what they came from (the result file and its lines):
-# each payment row names its debit, and each attempt its file line, so the row per payment the per-loan
+# each payment row names its debit, and each debit its file line, so the row per payment the per-loan
 # service writes would repeat them, a million times for a big file.
 AUDIT_SQL = """
 INSERT INTO servicing_auditlog (at, actor_label, action, object_type, object_id, reason, data)
@@ -173,10 +192,6 @@ SELECT now(), %(actor)s, 'payments.posted', %(object_type)s, %(object_id)s, '',
                                             'channel', 'bank')
   FROM _paysum HAVING COUNT(*) > 0
 """
-
-OUT_SQL = ("(i.principal_due + i.interest_due + i.fee_due + i.penalty_accrued + i.compound_accrued"
-           " - i.principal_paid - i.interest_paid - i.fee_paid - i.penalty_paid - i.compound_paid"
-           " - i.principal_waived - i.interest_waived - i.fee_waived - i.penalty_waived - i.compound_waived)")
 
 
 def _sequences(cur) -> dict[str, str]:
@@ -200,12 +215,8 @@ def post_succeeded_debits(source: str, *, audit_on: tuple[str, str], audit_data:
     timings = []
     with connection.cursor() as cur:
         seqs = _sequences(cur)
-        post = [s.replace("{out}", OUT_SQL).replace("{entry_seq}", seqs["entry"]).replace("{payment_seq}", seqs["payment"])
-                .replace("{parts_sum}", ", ".join(f"SUM({c}) AS {c}" for c in COMPONENTS))
-                .replace("{parts_values}", ", ".join(f"('{c}', a.{c})" for c in COMPONENTS))
-                .replace("{a_parts}", ", ".join(f"a.{c}" for c in COMPONENTS)).replace("{parts}", ", ".join(COMPONENTS))
-                for s in POST_SQL]
-        for sql in [ELIGIBLE_SQL.format(source=source), "ANALYZE _pay (debit_id, loan_id, fast)", _alloc_sql(),
+        post = [s.replace("{entry_seq}", seqs["entry"]).replace("{payment_seq}", seqs["payment"]) for s in POST_SQL]
+        for sql in [ELIGIBLE_SQL.format(source=source), "ANALYZE _pay (debit_id, loan_id, fast)", ALLOC_SQL,
                     # one debit of a loan per chunk is posted here (ELIGIBLE_SQL's row_number), so an instalment
                     # is paid once: the instalment update below adds each row's figures, and would add only one
                     # of two rows for the same instalment
