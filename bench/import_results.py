@@ -13,7 +13,7 @@ defaults, parse + stage within 3× of psql \\copy, memory flat).
 2. psql \\copy of the same file into an UNLOGGED table (the floor for parse + stage).
 3. Parse + stage alone (results._stage: decode, csv, COPY into staging), timed.
 4. Baselines, django-import-export 4.4 with defaults (a ModelResource on Debit keyed on reference), rolled back
-   and extrapolated: (a) doing the import's work row by row — update the debit, keep the attempt, post a
+   and extrapolated: (a) doing the import's work row by row — update the debit with its answer, post a
    succeeded debit through the per-loan payment service or apply a failure's action (--full-baseline-sample,
    2,000 rows) — the baseline of the ≥ 50× target, since it is the same job; (b) updating status/code/message
    of the debit rows only, no payments or ledger (--baseline-sample, 20,000 rows), printed for reference.
@@ -127,9 +127,9 @@ def baseline_import_export(path: Path, sample: int) -> float:
 
 def baseline_import_export_full(path: Path, sample: int, d: date) -> float:
     """import-export with defaults doing the import's work row by row, on the first `sample` rows: each row
-    updates its debit (the resource), keeps the attempt, and, in after_save_instance, posts a succeeded debit
+    updates its debit with its answer (the resource), and, in after_save_instance, posts a succeeded debit
     through the per-loan payment service or applies a failure's category action."""
-    from servicing.models import Debit, DebitAttempt
+    from servicing.models import Debit
     from servicing.services.debits.failures import Failure, apply_failures
     from servicing.services.debits.posting import post_debit_payment
 
@@ -142,11 +142,9 @@ def baseline_import_export_full(path: Path, sample: int, d: date) -> float:
             instance.status = words[row["status"]]
             instance.category = categories[row["code"]]
             instance.settled_on = d if instance.status == "succeeded" else None
+            instance.result_status, instance.result_on = row["status"], d
 
         def after_save_instance(self, instance, row, **kwargs):
-            DebitAttempt.objects.create(debit=instance, business_date=d, outcome=instance.status,
-                                        raw_status=row["status"], raw_code=row["code"], raw_message=row["message"],
-                                        category=instance.category, amount=instance.amount)
             if instance.status == "succeeded":
                 post_debit_payment(Debit.objects.select_related("loan", "batch").get(pk=instance.pk))
             elif instance.status == "failed":

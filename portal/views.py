@@ -25,6 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from servicing.models import Debit, Loan
 from servicing.models.loans import LoanStatus
+from servicing.selectors import debit_answers
 
 from . import fragments, selectors, services
 from .forms import (
@@ -168,7 +169,7 @@ def debit_detail(request, debit_id: int):
     views = {v.debit.pk: v for v in selectors.debit_views(debit.loan)}
     return _render(request, "portal/debit.html", {
         "d": views[debit.pk], "debit": debit, "loan": debit.loan,
-        "attempts": list(debit.attempts.order_by("id")),
+        "answers": debit_answers(debit),
     })
 
 

@@ -23,9 +23,9 @@ from servicing.admin_utils import BigTableAdminMixin, ReadOnlyAdminMixin, money_
 from servicing.models import (
     Channel,
     Debit,
-    DebitAttempt,
     DebitBatch,
     DebitSkip,
+    EarlierAnswer,
     GatewayPayment,
     Incident,
     IncidentLoan,
@@ -78,8 +78,10 @@ class DebitBatchAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     control_amount_cny = money_display("control_amount", _("控制金额"))
 
 
-class AttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
-    model = DebitAttempt
+class EarlierAnswerInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """The answers a later one replaced; the current one is on the debit."""
+
+    model = EarlierAnswer
     fields = ("business_date", "outcome", "raw_status", "raw_code", "raw_message", "category", "action",
               "result_file", "line_no")
     extra = 0
@@ -105,7 +107,7 @@ class DebitAdmin(ReadOnlyAdminMixin, BigTableAdminMixin, admin.ModelAdmin):
     list_select_related = ("loan", "batch")
     search_fields = ("=reference", "loan__contract_no")
     raw_id_fields = ("loan", "mandate", "instalment", "payment", "batch")
-    inlines = (AttemptInline,)
+    inlines = (EarlierAnswerInline,)
     amount_cny = money_display("amount", _("金额"))
     change_form_template = "admin/servicing/debit/change_form.html"
 

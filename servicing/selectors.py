@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
 from servicing.domain.accrual import PayoffQuote, bucket, payoff_quote
 from servicing.domain.money import ZERO, format_amount
 from servicing.domain.schedule import Method, accrued_interest
-from servicing.models import Instalment, Loan
+from servicing.models import Debit, Instalment, Loan
+from servicing.models.debits import DebitStatus
 from servicing.models.loans import InstalmentStatus, PrepaymentRule
 from servicing.models.mandates import MandateStatus
 
@@ -128,3 +130,23 @@ def quote_payoff(loan: Loan, as_of: date) -> PayoffQuote:
     return payoff_quote(remaining_principal=principal, interest_due_unpaid=interest_due,
                         interest_accrued_current_period=current_interest, penalty=penalty, compound=compound,
                         fees=fees, prepayment_fee_rate=fee_rate, prepayment_fee_base=future_principal)
+
+
+@dataclass(frozen=True)
+class DebitAnswer:
+    """One answer of the bank for a debit, as the borrower and staff read it."""
+
+    business_date: date
+    outcome: str
+    amount: Decimal
+
+
+def debit_answers(debit: Debit) -> list[DebitAnswer]:
+    """The bank's answers for a debit, oldest first: those a later one replaced, then its own."""
+    def label(outcome: str) -> str:
+        return str(DebitStatus(outcome).label) if outcome in DebitStatus.values else outcome
+
+    answers = [DebitAnswer(a.business_date, label(a.outcome), a.amount) for a in debit.earlier_answers.order_by("id")]
+    if debit.result_on is not None:
+        answers.append(DebitAnswer(debit.result_on, label(debit.status), debit.amount))
+    return answers

@@ -14,9 +14,9 @@ from django.core.management.base import CommandError
 from servicing.models import (
     AuditLog,
     Debit,
-    DebitAttempt,
     DebitBatch,
     DebitSkip,
+    EarlierAnswer,
     Instalment,
     Payment,
     ReconciliationException,
@@ -131,8 +131,9 @@ def test_end_to_end_every_category(ref_data, notices, tmp_path, settings, code, 
 
     by_cat = {cat: Debit.objects.get(pk=d.pk) for d, cat in zip(debits, categories, strict=True)}
     for cat, debit in by_cat.items():
-        attempt = DebitAttempt.objects.get(debit=debit)
-        assert attempt.raw_code and attempt.action
+        # the bank's answer is kept on the debit as it came, with the action taken and the file line
+        assert debit.result_code and debit.result_action and debit.result_status and debit.result_on
+        assert debit.result_file.sha256 and debit.result_line > 1 and not debit.earlier_answers.exists()
         loan = debit.loan
         first = Instalment.objects.get(loan=loan, seq=1)
         if cat in ("success", "debited_not_posted"):
@@ -149,7 +150,7 @@ def test_end_to_end_every_category(ref_data, notices, tmp_path, settings, code, 
     d1 = FIRST_DUE + timedelta(days=1)
     rs = RetryState.objects.get(instalment__loan=by_cat["insufficient_funds"].loan)
     assert rs.status == "scheduled" and rs.next_retry_on == d1
-    assert DebitAttempt.objects.get(debit=by_cat["insufficient_funds"]).action == f"retry on {d1}"
+    assert by_cat["insufficient_funds"].result_action == f"retry on {d1}"
     assert notices.events(by_cat["insufficient_funds"].loan) == ["debit_failed"]
     from notices.catalog import event_spec
     from notices.models import Notice
@@ -234,12 +235,13 @@ def test_same_file_twice_and_rejections(ref_data, notices, tmp_path, settings):
 
     first = import_debit_results(path, channel=channel)
     assert first["status"] == "processed" and first["succeeded"] == 2
-    state = (Payment.objects.count(), DebitAttempt.objects.count(), ReconciliationException.objects.count(),
-             len(notices.calls))
+    state = (Payment.objects.count(), EarlierAnswer.objects.count(), ReconciliationException.objects.count(),
+             len(notices.calls), list(Debit.objects.values_list("status", "result_file", "result_line", "updated_at")))
     again = import_debit_results(path, channel=channel)
     assert again["status"] == "already_imported"
-    assert (Payment.objects.count(), DebitAttempt.objects.count(), ReconciliationException.objects.count(),
-            len(notices.calls)) == state
+    assert (Payment.objects.count(), EarlierAnswer.objects.count(), ReconciliationException.objects.count(),
+            len(notices.calls), list(Debit.objects.values_list("status", "result_file", "result_line", "updated_at"))
+            ) == state
     assert loans
     books_ok()
 
@@ -339,7 +341,13 @@ def test_unknown_blocks_until_resolved_and_debited_not_posted_is_paid(ref_data, 
     later = [(d[unknown_loan.pk].reference, d[unknown_loan.pk].amount, "succeeded", "00", "成功", FIRST_DUE)]
     s2 = import_debit_results(result_file(channel, later), channel=channel)
     assert s2["succeeded"] == 1 and s2["exceptions"] == 0
-    assert Debit.objects.get(pk=d[unknown_loan.pk].pk).status == "succeeded"
+    answered = Debit.objects.get(pk=d[unknown_loan.pk].pk)
+    assert (answered.status, answered.result_code, answered.result_file.summary["succeeded"]) == ("succeeded", "00", 1)
+    # the "unknown" it replaced is kept as the bank gave it, with its file line
+    (earlier,) = answered.earlier_answers.all()
+    assert (earlier.outcome, earlier.raw_code, earlier.raw_message, earlier.action, earlier.line_no) == (
+        "unknown", "99", "状态未明", "await result", 2)
+    assert earlier.result_file_id != answered.result_file_id
     nxt = day + timedelta(days=1)
     create_debit_batch(nxt, channel)
     assert Debit.objects.filter(loan=unknown_loan).count() == 2

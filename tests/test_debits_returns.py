@@ -11,12 +11,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
 from servicing import roles
-from servicing.models import Debit, DebitAttempt, Instalment, JournalEntry, Payment, ReconciliationException
+from servicing.models import Debit, EarlierAnswer, Instalment, JournalEntry, Payment, ReconciliationException
 from servicing.models.ledger import EntryKind
 from servicing.services import payments
 from servicing.services.business_day import run_business_day
 from servicing.services.debits.batches import create_debit_batch, export_debit_batch
-from servicing.services.debits.resolution import ResolutionError, return_debit
+from servicing.services.debits.resolution import ResolutionError, resolve_unknown_debit, return_debit
 from servicing.services.debits.results import import_debit_results
 from servicing.services.verify import verify_books
 
@@ -45,6 +45,33 @@ def _debited(ref_data, tmp_path, i=1):
     return channel, loan, debit
 
 
+def test_staff_resolve_an_unknown_debit_and_its_unknown_answer_is_kept(ref_data, notices, tmp_path, settings):
+    """The bank answered a query by phone: staff record it; the debit is posted, the file's "unknown" kept."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    channel = ref_data["std"]
+    loan = make_loan(1, channel)
+    batch = create_debit_batch(FIRST_DUE, channel).batch
+    export_debit_batch(batch, tmp_path / "out.csv")
+    (debit,) = debits_of(batch)
+    import_debit_results(result_file(channel, [(debit.reference, debit.amount, "unknown", "04", "处理中", None)]),
+                         channel=channel)
+    with pytest.raises(ResolutionError, match="category"):
+        resolve_unknown_debit(debit, outcome="failed", category="no_such", on_date=FIRST_DUE)
+    on = FIRST_DUE + timedelta(days=2)
+    resolve_unknown_debit(debit, outcome="succeeded", on_date=on, note="银行电话确认已扣款")
+
+    debit.refresh_from_db()
+    assert (debit.status, debit.result_action, debit.result_message, debit.result_on, debit.result_file) == (
+        "succeeded", "resolved by staff", "银行电话确认已扣款", on, None)
+    assert debit.payment.value_date == on and Instalment.objects.get(loan=loan, seq=1).status == "paid"
+    (earlier,) = debit.earlier_answers.all()
+    assert (earlier.outcome, earlier.raw_code, earlier.action, earlier.line_no) == ("unknown", "04", "await result", 2)
+    with pytest.raises(ResolutionError, match="not unknown"):  # once
+        resolve_unknown_debit(debit, outcome="succeeded", on_date=on, note="again")
+    assert EarlierAnswer.objects.count() == 1
+    assert all(r.ok for r in verify_books()), [(r.name, r.examples) for r in verify_books() if not r.ok]
+
+
 def test_bank_return_undoes_the_payment_and_tells_the_borrower(ref_data, notices, tmp_path, settings):
     settings.MEDIA_ROOT = tmp_path / "media"
     channel, loan, debit = _debited(ref_data, tmp_path)
@@ -69,7 +96,10 @@ def test_bank_return_undoes_the_payment_and_tells_the_borrower(ref_data, notices
     reversal = JournalEntry.objects.get(kind=EntryKind.REVERSAL, reverses=payment.entry)
     assert sorted(line.amount for line in reversal.lines.all()) == sorted(
         -line.amount for line in payment.entry.lines.all())
-    assert DebitAttempt.objects.filter(debit=debit, outcome="returned").count() == 1
+    # the return is the debit's answer now; the bank's success it replaced is kept as it was
+    assert (debit.category, debit.result_action, debit.result_on) == ("returned", "payment reversed; borrower told to pay", on)
+    (earlier,) = EarlierAnswer.objects.filter(debit=debit)
+    assert (earlier.outcome, earlier.category, earlier.action) == ("succeeded", "success", "posted as paid")
     assert ReconciliationException.objects.get(pk=exc.pk).status == "resolved"
     told = [ctx for event, lid, obj, ctx in notices.calls if event == "debit_failed" and obj == debit]
     assert len(told) == 1 and "退回" in told[0]["reason"]

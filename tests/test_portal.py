@@ -234,6 +234,8 @@ def test_no_retry_means_pay_now(client, bob):
     login(client, bob["borrower"])
     html = client.get(reverse("portal:debit", args=[bob["debit"].pk])).content.decode()
     assert "不再自动扣款 — 请立即还款" in html and reverse("portal:pay", args=[bob["loan"].pk]) in html
+    # the bank's answer, dated, in words (not the pipeline's "failed")
+    assert f"{bob['debit'].result_on:%Y-%m-%d} · 扣款失败" in html and "· failed" not in html
 
 
 def test_loan_json_is_the_contract_shape(client, alice):

@@ -69,7 +69,7 @@ def failed_debit(loan: Loan, *, category: str = "insufficient_funds", code: str 
     debit = Debit.objects.create(
         reference=f"D{next(_n):010d}", batch=batch, loan=loan, mandate=mandate, instalment=inst,
         due_date=inst.due_date, attempt=0, amount=inst.total_outstanding, status="failed", category=category,
-        result_code=code, result_message="余额不足")
+        result_code=code, result_message="余额不足", result_status="FAILED", result_on=inst.due_date)
     RetryState.objects.create(
         instalment=inst, loan=loan, first_failed_on=inst.due_date, failures=1, retries_used=0,
         next_retry_on=retry_on, status=retry_status if retry_on else "stopped", last_category=category,

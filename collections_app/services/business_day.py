@@ -86,14 +86,14 @@ def _debit_failure_events(d: date, p: dict) -> int:
     the priority score counts them."""
     return _exec(f"""
         INSERT INTO collections_app_caseevent (case_id, kind, at, business_date, detail, data, dedupe_key)
-        SELECT c.id, 'debit_failed', %(at)s, a.business_date,
-               a.category || ' ' || a.raw_code || ' ' || LEFT(a.raw_message, 80),
-               jsonb_build_object('amount', a.amount::text, 'category', a.category, 'debit', a.debit_id::text),
-               'debit_failed:' || a.id
+        SELECT c.id, 'debit_failed', %(at)s, deb.result_on,
+               deb.category || ' ' || deb.result_code || ' ' || LEFT(deb.result_message, 80),
+               jsonb_build_object('amount', deb.amount::text, 'category', deb.category, 'debit', deb.id::text),
+               'debit_failed:debit:' || deb.id
           FROM collections_app_collectioncase c
           JOIN servicing_debit deb ON deb.loan_id = c.loan_id
-          JOIN servicing_debitattempt a ON a.debit_id = deb.id
-         WHERE c.status IN {OPEN} AND a.outcome = 'failed' AND a.business_date BETWEEN %(week)s AND %(d)s
+         -- a failed answer is final: it is the debit's own, never an earlier one
+         WHERE c.status IN {OPEN} AND deb.status = 'failed' AND deb.result_on BETWEEN %(week)s AND %(d)s
         ON CONFLICT (dedupe_key) DO NOTHING""", p)
 
 

@@ -5,9 +5,9 @@ from .calendar import BusinessCalendarDay
 from .channels import Channel
 from .debits import (
     Debit,
-    DebitAttempt,
     DebitBatch,
     DebitSkip,
+    EarlierAnswer,
     GatewayPayment,
     Incident,
     IncidentLoan,
@@ -24,7 +24,7 @@ from .payments import Allocation, Payment
 from .runs import BusinessDayRun
 
 __all__ = [
-    "Account", "Allocation", "Debit", "DebitAttempt", "DebitBatch", "DebitSkip", "GatewayPayment", "Incident",
+    "Account", "Allocation", "Debit", "DebitBatch", "DebitSkip", "EarlierAnswer", "GatewayPayment", "Incident",
     "IncidentLoan", "MissedDebitException", "PreDueWarning", "ReconciliationException", "ResultFile", "RetryState",
     "AuditLog", "Borrower", "BusinessCalendarDay", "BusinessDayRun", "Channel",
     "Instalment", "JournalEntry", "JournalLine", "Loan", "LoanProduct", "Mandate", "Payment",

@@ -105,6 +105,16 @@ class Debit(models.Model):
     channel_txn_id = models.CharField(max_length=64, blank=True)
     payment = models.OneToOneField("servicing.Payment", null=True, blank=True, on_delete=models.PROTECT,
                                    related_name="debit")
+    # The bank's answer (回执) is kept on the debit it answers, as it came (code and message above, the status
+    # word) with the action taken, the day and the file line: a debit is one attempt (domain.md), and a row per
+    # answer beside it was a million rows for a big file saying the same. An answer that a later one replaces
+    # (unknown → succeeded or failed, succeeded → returned) is kept as an EarlierAnswer.
+    result_status = models.CharField(_("回执状态"), max_length=40, blank=True, db_default="")
+    result_action = models.CharField(_("处理动作"), max_length=200, blank=True, db_default="")
+    result_on = models.DateField(_("回执日"), null=True, blank=True)
+    result_file = models.ForeignKey("servicing.ResultFile", null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="answered_debits", db_index=False)  # debit_answer_once_per_file_line
+    result_line = models.PositiveIntegerField(_("回盘行号"), null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -119,6 +129,10 @@ class Debit(models.Model):
             # (`WHERE in_flight AND …`, e.g. the unknown debits of the business day)
             models.UniqueConstraint(fields=["loan"], condition=Q(in_flight=True), name="one_debit_in_flight_per_loan"),
             models.CheckConstraint(condition=Q(amount__gt=0), name="debit_amount_positive"),
+            # a file line answers one debit; also the index that walks a file's answers in line order. Partial:
+            # a debit waiting for its answer adds nothing to it, and the export's update stays HOT
+            models.UniqueConstraint(fields=["result_file", "result_line"], condition=Q(result_file__isnull=False),
+                                    name="debit_answer_once_per_file_line"),
         ]
         indexes = [models.Index(fields=["batch"], name="debit_batch_idx")]
 
@@ -157,12 +171,13 @@ class ResultFile(models.Model):
         return f"{self.name} ({self.status})"
 
 
-class DebitAttempt(models.Model):
-    """Every answer received for a debit, kept with its raw code and message, category and action taken."""
+class EarlierAnswer(models.Model):
+    """A bank answer for a debit that a later one replaced (unknown → final, succeeded → returned), kept as it
+    was on the debit: raw code and message, category and action taken. The debit holds its current answer."""
 
-    debit = models.ForeignKey(Debit, on_delete=models.PROTECT, related_name="attempts", db_constraint=False)
+    debit = models.ForeignKey(Debit, on_delete=models.PROTECT, related_name="earlier_answers", db_constraint=False)
     result_file = models.ForeignKey(ResultFile, null=True, blank=True, on_delete=models.PROTECT,
-                                    related_name="attempts", db_constraint=False,
+                                    related_name="earlier_answers", db_constraint=False,
                                     db_index=False)  # attempt_once_per_file_line leads with it
     line_no = models.PositiveIntegerField(null=True, blank=True)
     business_date = models.DateField()
@@ -176,8 +191,9 @@ class DebitAttempt(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        verbose_name = _("扣款回执")
-        verbose_name_plural = _("扣款回执")
+        db_table = "servicing_debitattempt"
+        verbose_name = _("此前回执")
+        verbose_name_plural = _("此前回执")
         ordering = ["debit_id", "id"]
         constraints = [
             models.UniqueConstraint(fields=["result_file", "line_no"], name="attempt_once_per_file_line"),

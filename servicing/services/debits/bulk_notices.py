@@ -12,7 +12,7 @@ single source of the wording; these helpers are for the large imports, where not
 notice would cost more than the import itself.
 
 Receipts of a result file are a follow-up step of the import (`file_receipts`): after its chunks, for every
-succeeded payment of the file (found through the file's attempts → debit → payment, so a re-run after a
+succeeded payment of the file (found through the debits the file answered → payment, so a re-run after a
 crash finds them all again) — inline for a few, else one django-q2 task per file enqueued in the
 transaction that marks the file processed (`queue_file_receipts`, idempotent on the dedupe key).
 """
@@ -190,17 +190,15 @@ ON CONFLICT (dedupe_key) DO NOTHING
 """
 
 
-# driven by the file's attempts in a range of lines (the unique index on result file + line), one debit
-# primary-key lookup each (OFFSET 0 keeps the lateral from being flattened). Ranges, not "after line n, LIMIT
-# size": right after an import the statistics still say the file has no attempts, and a LIMIT query then read
-# and sorted every attempt after n for each block (2 s a block, quadratic in the file).
+# the debits a file answered, a range of its lines at a time (debit_answer_once_per_file_line). Ranges, not "after
+# line n, LIMIT size": right after an import the statistics still say the file answered no debit, and a LIMIT
+# query then read and sorted every answer after n for each block (quadratic in the file).
 FILE_PAYMENTS_SQL = """
-SELECT x.payment_id
-  FROM servicing_debitattempt a
- CROSS JOIN LATERAL (SELECT d.payment_id FROM servicing_debit d WHERE d.id = a.debit_id OFFSET 0) x
- WHERE a.result_file_id = %s AND a.line_no > %s AND a.line_no <= %s AND a.outcome = 'succeeded'
-   AND x.payment_id IS NOT NULL
- ORDER BY a.line_no"""
+SELECT d.payment_id
+  FROM servicing_debit d
+ WHERE d.result_file_id = %s AND d.result_line > %s AND d.result_line <= %s AND d.status = 'succeeded'
+   AND d.payment_id IS NOT NULL
+ ORDER BY d.result_line"""
 
 RECEIPTS_BLOCK = 20000
 
@@ -209,7 +207,7 @@ def file_payment_blocks(result_file_id: int, size: int = RECEIPTS_BLOCK) -> Iter
     """The payments of the succeeded rows of a result file (set-based or per-loan path alike), a block per
     `size` lines in line order: memory stays that of one block whatever the file's size."""
     with connection.cursor() as cur:
-        cur.execute("SELECT MAX(line_no) FROM servicing_debitattempt WHERE result_file_id = %s", [result_file_id])
+        cur.execute("SELECT MAX(result_line) FROM servicing_debit WHERE result_file_id = %s", [result_file_id])
         last = cur.fetchone()[0] or 0
     for after in range(0, last, size):
         with connection.cursor() as cur:

@@ -9,11 +9,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from servicing.domain.money import format_amount_grouped
-from servicing.models import Debit, DebitAttempt, MissedDebitException, ReconciliationException
+from servicing.models import Debit, MissedDebitException, ReconciliationException
 from servicing.models.debits import ExceptionStatus
 from servicing.services import audit
 from servicing.services.payments import reverse_payment
 
+from .answers import replace_answer
 from .failures import Failure, apply_failures
 from .policy import CATEGORIES
 from .posting import post_debit_payment
@@ -32,13 +33,12 @@ def resolve_unknown_debit(debit: Debit, *, outcome: str, on_date: date, category
     if outcome == "failed" and category not in CATEGORIES:
         raise ResolutionError(f"category: '{category}' is not one of {', '.join(CATEGORIES)}")
     cat = category if outcome == "failed" else "success"
-    updated = Debit.objects.filter(pk=debit.pk, status="unknown").update(
-        status=outcome, category=cat, settled_on=on_date if outcome == "succeeded" else None)
-    if not updated:
+    locked = Debit.objects.select_for_update(of=("self",)).filter(pk=debit.pk, status="unknown").first()
+    if locked is None:
         raise ResolutionError(f"debit {debit.reference} is not unknown")
+    replace_answer(locked, on_date=on_date, status=outcome, category=cat, message=note, action="resolved by staff",
+                   settled_on=on_date if outcome == "succeeded" else None)
     debit.refresh_from_db()
-    DebitAttempt.objects.create(debit=debit, business_date=on_date, outcome=outcome, category=cat,
-                                raw_message=note[:200], action="resolved by staff", amount=debit.amount)
     if outcome == "succeeded":
         post_debit_payment(Debit.objects.select_related("loan", "batch").get(pk=debit.pk))
     else:
@@ -53,7 +53,7 @@ def resolve_unknown_debit(debit: Debit, *, outcome: str, on_date: date, category
 @transaction.atomic
 def return_debit(debit: Debit, *, on_date: date, reason: str, user=None) -> Debit:
     """A late bank reversal (退回) of a debit we posted as succeeded: succeeded → returned, its payment reversed,
-    the attempt kept, and the borrower told that the instalment is owed again and how to pay.
+    the succeeded answer kept as an earlier one, and the borrower told that the instalment is owed again and how to pay.
 
     Refused (ResolutionError or PaymentError) unless the debit succeeded and its payment can be undone
     automatically (see `reverse_payment`); the reconciliation exception then stays open for a person.
@@ -66,11 +66,9 @@ def return_debit(debit: Debit, *, on_date: date, reason: str, user=None) -> Debi
                               "be returned")
     reverse_payment(debit.payment, on_date=on_date, reason=f"bank return of debit {debit.reference}: {reason}",
                     user=user)
-    Debit.objects.filter(pk=debit.pk).update(status="returned", category="returned", result_message=reason[:200])
+    replace_answer(debit, on_date=on_date, status="returned", category="returned", message=reason,
+                   action="payment reversed; borrower told to pay")
     debit.status = "returned"
-    DebitAttempt.objects.create(debit=debit, business_date=on_date, outcome="returned", category="returned",
-                                raw_message=reason[:200], action="payment reversed; borrower told to pay",
-                                amount=debit.amount)
     ReconciliationException.objects.filter(debit=debit, status=ExceptionStatus.OPEN).update(
         status=ExceptionStatus.RESOLVED, resolved_by=user if getattr(user, "is_authenticated", False) else None,
         resolved_at=timezone.now(), resolution_note=f"bank return processed: {reason}"[:300])
