@@ -32,29 +32,24 @@ from .test_debits_support import (  # noqa: F401
 pytestmark = pytest.mark.django_db
 
 
-def _debited(ref_data, tmp_path, i=1):
+def _debited(ref_data, tmp_path, i=1, answer=("succeeded", "00", "成功", FIRST_DUE)):
+    """A loan debited on its first due date, the bank's file answering with `answer` (status, code, message,
+    settled on)."""
     channel = ref_data["std"]
     loan = make_loan(i, channel)
     batch = create_debit_batch(FIRST_DUE, channel).batch
     export_debit_batch(batch, tmp_path / f"out{i}.csv")
     debit = next(d for d in debits_of(batch) if d.loan_id == loan.pk)
-    import_debit_results(result_file(channel, [(debit.reference, debit.amount, "succeeded", "00", "成功", FIRST_DUE)]),
-                         channel=channel)
+    import_debit_results(result_file(channel, [(debit.reference, debit.amount, *answer)]), channel=channel)
     debit.refresh_from_db()
-    assert debit.status == "succeeded" and debit.payment_id
+    assert debit.status == answer[0] and bool(debit.payment_id) == (answer[0] == "succeeded")
     return channel, loan, debit
 
 
 def test_staff_resolve_an_unknown_debit_and_its_unknown_answer_is_kept(ref_data, notices, tmp_path, settings):
     """The bank answered a query by phone: staff record it; the debit is posted, the file's "unknown" kept."""
     settings.MEDIA_ROOT = tmp_path / "media"
-    channel = ref_data["std"]
-    loan = make_loan(1, channel)
-    batch = create_debit_batch(FIRST_DUE, channel).batch
-    export_debit_batch(batch, tmp_path / "out.csv")
-    (debit,) = debits_of(batch)
-    import_debit_results(result_file(channel, [(debit.reference, debit.amount, "unknown", "04", "处理中", None)]),
-                         channel=channel)
+    _, loan, debit = _debited(ref_data, tmp_path, answer=("unknown", "04", "处理中", None))
     with pytest.raises(ResolutionError, match="category"):
         resolve_unknown_debit(debit, outcome="failed", category="no_such", on_date=FIRST_DUE)
     on = FIRST_DUE + timedelta(days=2)
