@@ -234,9 +234,9 @@ def component_label(component: str) -> str:
 def payment_lines(payment: Payment) -> list[tuple[str, Decimal]]:
     """What one payment paid, per instalment and component, plus what went to the credit balance."""
     order = payment.loan.product.order()
-    paid = [(a.instalment.seq, c, a.parts()) for a in payment.allocations.select_related("instalment")
-            .order_by("instalment__seq") for c in order]
-    return _lines(((seq, c, parts[c]) for seq, c, parts in paid if c in parts), payment.credited_amount)
+    return _lines(((a.instalment.seq, c, amount)
+                   for a in payment.allocations.select_related("instalment").order_by("instalment__seq")
+                   for c, amount in a.parts(order).items()), payment.credited_amount)
 
 
 def _lines(allocations, credited: Decimal) -> list[tuple[str, Decimal]]:

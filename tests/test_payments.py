@@ -49,8 +49,8 @@ def allocations(payment) -> list[tuple[int, str, Decimal]]:
     """(seq, component, amount) in the order the waterfall applied them: instalments in the order of their rows,
     components in the product's order."""
     order = payment.loan.product.order()
-    return [(a.instalment.seq, c, a.parts()[c]) for a in payment.allocations.order_by("pk") for c in order
-            if c in a.parts()]
+    return [(a.instalment.seq, c, amount) for a in payment.allocations.order_by("pk")
+            for c, amount in a.parts(order).items()]
 
 
 def receivables(loan) -> dict[str, Decimal]:

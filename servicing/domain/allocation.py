@@ -8,7 +8,7 @@ principal). Whatever is left becomes the borrower's credit balance (挂账).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -51,11 +51,16 @@ class Allocation:
 
     def by_key(self) -> dict[int, dict[str, Decimal]]:
         """Amounts per instalment key, then per component, for posting and display."""
-        out: dict[int, dict[str, Decimal]] = {}
-        for line in self.lines:
-            per_key = out.setdefault(line.key, {})
-            per_key[line.component] = per_key.get(line.component, ZERO) + line.amount
-        return out
+        return per_instalment((line.key, line.component, line.amount) for line in self.lines)
+
+
+def per_instalment(lines: Iterable[tuple[int, str, Decimal]]) -> dict[int, dict[str, Decimal]]:
+    """(instalment key, component, amount) lines summed per key, then per component, in the order first met."""
+    out: dict[int, dict[str, Decimal]] = {}
+    for key, component, amount in lines:
+        per_key = out.setdefault(key, {})
+        per_key[component] = per_key.get(component, ZERO) + amount
+    return out
 
 
 def validate_order(order: Sequence[str]) -> tuple[str, ...]:

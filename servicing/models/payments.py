@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 
 from django.conf import settings
@@ -7,7 +8,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
-from servicing.domain.allocation import COMPONENTS
+from servicing.domain.allocation import COMPONENTS, per_instalment
 
 from .fields import MoneyField
 
@@ -95,15 +96,11 @@ class Allocation(models.Model):
     def __str__(self) -> str:
         return " ".join(f"{c} {v}" for c, v in self.parts().items())
 
-    def parts(self) -> dict[str, Decimal]:
-        """The components paid, in COMPONENTS order, leaving out those of zero."""
-        return {c: getattr(self, c) for c in COMPONENTS if getattr(self, c)}
+    def parts(self, order: Iterable[str] = COMPONENTS) -> dict[str, Decimal]:
+        """The components paid, in `order` (a product's waterfall order, say), leaving out those of zero."""
+        return {c: getattr(self, c) for c in order if getattr(self, c)}
 
     @classmethod
     def rows(cls, lines, **fields) -> list[Allocation]:
         """One row per instalment from waterfall lines (instalment id, component, amount)."""
-        per_instalment: dict[int, dict[str, Decimal]] = {}
-        for key, component, amount in lines:
-            parts = per_instalment.setdefault(key, {})
-            parts[component] = parts.get(component, Decimal(0)) + amount
-        return [cls(instalment_id=key, **parts, **fields) for key, parts in per_instalment.items()]
+        return [cls(instalment_id=key, **parts, **fields) for key, parts in per_instalment(lines).items()]
