@@ -441,8 +441,7 @@ def _sql_parts() -> dict[str, str]:
         "payments": f"""(SELECT json_agg(json_build_array(
                 pm.id, pm.value_date, pm.channel, pm.amount, pm.credited_amount, extract(epoch FROM pm.created_at),
                 (SELECT json_agg(json_build_array(i.seq, x.component, x.amount)
-                                 ORDER BY i.seq, array_position(string_to_array(replace(p.allocation_order, ' ', ''),
-                                                                                ','), x.component))
+                                 ORDER BY i.seq, {LoanProduct.order_position_sql("p", "x.component")})
                    FROM {_table(Allocation)} a JOIN {_table(Instalment)} i ON i.id = a.instalment_id
                   CROSS JOIN LATERAL (VALUES {", ".join(f"('{c}', a.{c})" for c in COMPONENTS)}) AS x(component, amount)
                   WHERE a.payment_id = pm.id AND x.amount <> 0))

@@ -99,6 +99,12 @@ class LoanProduct(models.Model):
     def order(self) -> tuple[str, ...]:
         return tuple(c.strip() for c in self.allocation_order.split(","))
 
+    @staticmethod
+    def order_position_sql(product: str, component: str) -> str:
+        """`order()` in SQL: the 1-based position of `component` (an SQL expression) in the allocation order of
+        the product row aliased `product`, for set-based reads that sort or split by it."""
+        return f"array_position(string_to_array(replace({product}.allocation_order, ' ', ''), ','), {component})"
+
 
 class Borrower(models.Model):
     name = models.CharField(_("姓名"), max_length=60, db_index=True)

@@ -20,7 +20,7 @@ from django.db import connection
 
 from servicing.domain.allocation import COMPONENTS
 from servicing.domain.money import ZERO
-from servicing.models import Debit, Loan
+from servicing.models import Debit, Loan, LoanProduct
 from servicing.models.ledger import Account, EntryKind
 from servicing.models.loans import LoanStatus
 from servicing.services.ledger import Leg, post_entry
@@ -69,10 +69,9 @@ def _waterfall_sql() -> str:
     return f"""
 CREATE TEMP TABLE _alloc ON COMMIT DROP AS
 WITH orders AS MATERIALIZED (  -- each product's position of each component in its allocation order
-    SELECT pr.id AS product_id, {", ".join(f"array_position(n.names, '{c}') AS pos_{c}" for c in COMPONENTS)}
+    SELECT pr.id AS product_id,
+           {", ".join(f"{LoanProduct.order_position_sql('pr', repr(c))} AS pos_{c}" for c in COMPONENTS)}
       FROM servicing_loanproduct pr
-     CROSS JOIN LATERAL (SELECT array_agg(trim(c.name) ORDER BY c.ord) AS names
-                           FROM unnest(string_to_array(pr.allocation_order, ',')) WITH ORDINALITY AS c(name, ord)) n
 ), owed AS (  -- what each instalment due by the value date still owes, per component
     SELECT p.debit_id, p.amount, i.id AS inst_id, i.due_date, l.product_id,
            {", ".join(f"{expr} AS {c}" for c, expr in owed.items())}
