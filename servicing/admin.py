@@ -14,7 +14,9 @@ from django import forms
 from django.apps import apps
 from django.contrib import admin, messages
 from django.db import transaction
-from django.utils.html import format_html
+from django.db.models import Count, Sum
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from notices.admin import NoticeInline
@@ -42,6 +44,7 @@ from servicing.models import (
     Mandate,
     Payment,
 )
+from servicing.models.ledger import Account
 from servicing.models.loans import COMPONENTS, MAX_ALL_IN_COST_PCT
 from servicing.models.mandates import mask_account
 from servicing.services.calendar import calendar_cache_clear, provisional_years
@@ -464,6 +467,34 @@ class JournalEntryAdmin(ReadOnlyAdminMixin, BigTableAdminMixin, admin.ModelAdmin
     search_help_text = _("按幂等键或合同号搜索")
     fields = ("kind", "loan", "value_date", "idempotency_key", "memo", "reverses", "created_at", "created_by")
     inlines = (JournalLineInline,)
+    # an entry a bank file's chunk shares holds tens of thousands of lines: its page sums them per account and
+    # links to the lines' list instead of rendering each one
+    MAX_INLINE_LINES = 100
+
+    def _line_count(self, obj) -> int:
+        if not hasattr(obj, "_line_count"):
+            obj._line_count = obj.lines.count()
+        return obj._line_count
+
+    def get_inlines(self, request, obj):
+        return () if obj is not None and self._line_count(obj) > self.MAX_INLINE_LINES else self.inlines
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        return (*fields, "lines_by_account") if not self.get_inlines(request, obj) else fields
+
+    @admin.display(description=_("分录行"))
+    def lines_by_account(self, obj):
+        rows = obj.lines.values("account").annotate(n=Count("id"), total=Sum("amount")).order_by("account")
+        labels = dict(Account.choices)
+        items = format_html_join("", "<li>{}</li>", (
+            (_("%(account)s：%(n)s 行，%(side)s %(amount)s") % {
+                "account": labels.get(r["account"], r["account"]), "n": r["n"],
+                "side": _("借方") if r["total"] >= 0 else _("贷方"), "amount": format_cny(abs(r["total"]))},)
+            for r in rows))
+        url = reverse("admin:servicing_journalline_changelist") + f"?entry__id__exact={obj.pk}"
+        return format_html('<ul>{}</ul><a href="{}">{}</a>', items, url,
+                           _("查看全部 %(n)s 行") % {"n": self._line_count(obj)})
 
 
 @admin.register(JournalLine)

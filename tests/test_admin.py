@@ -324,6 +324,22 @@ def test_journal_lines_show_debit_and_credit(ops, world):
     assert "-¥1,234.56" not in body
 
 
+def test_an_entry_with_many_lines_sums_them_per_account_and_links_to_them(ops, world, monkeypatch):
+    """An entry a bank file's chunk shares holds tens of thousands of lines: its page must not render each."""
+    from servicing.admin import JournalEntryAdmin
+
+    entry = world[JournalEntry]
+    monkeypatch.setattr(JournalEntryAdmin, "MAX_INLINE_LINES", 1)
+    body = text(ops.get(url(JournalEntry, "change", entry.pk)))
+    assert "1 行，借方 ¥1,234.56" in body and "1 行，贷方 ¥1,234.56" in body
+    link = url(JournalLine, "changelist") + f"?entry__id__exact={entry.pk}"
+    assert link.replace("&", "&amp;") in body and "查看全部 2 行" in body
+    lines = ops.get(link)
+    assert lines.status_code == 200 and text(lines).count("¥1,234.56") == 2
+    monkeypatch.setattr(JournalEntryAdmin, "MAX_INLINE_LINES", 100)
+    assert "查看全部" not in text(ops.get(url(JournalEntry, "change", entry.pk)))  # a small entry lists its lines
+
+
 # --------------------------------------------------------------------------------------------------
 # Personal data
 # --------------------------------------------------------------------------------------------------

@@ -13,10 +13,11 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-from servicing.models import Instalment, LoanProduct, Payment
+from servicing.models import Instalment, JournalEntry, LoanProduct, Payment
+from servicing.models.ledger import EntryKind
 from servicing.services.business_day import run_business_day
 from servicing.services.debits.posting import post_succeeded_debits
-from servicing.services.payments import post_payment
+from servicing.services.payments import payment_legs, post_payment, reverse_payment
 from tests.factories import assert_books_ok, book, inst, seed_reference_data
 
 pytestmark = pytest.mark.django_db
@@ -78,3 +79,63 @@ def test_set_based_posting_writes_what_the_payment_service_writes(product, order
     assert lines(by_bulk) == lines(by_service)
     assert figures(by_bulk) == figures(by_service)
     assert_books_ok()
+
+
+def _post_set_based(rows: list[tuple[int, Decimal, date, str]]) -> dict:
+    """Post (loan id, amount, value date, reference) rows through the set-based path, as a chunk of a file."""
+    with connection.cursor() as cur:
+        cur.execute("CREATE TEMP TABLE _succeeded (debit_id bigint, loan_id bigint, amount numeric, value_date date, "
+                    "reference text) ON COMMIT DROP")
+        for n, (loan_id, amount, value_date, reference) in enumerate(rows, start=1):
+            cur.execute("INSERT INTO _succeeded VALUES (%s, %s, %s, %s, %s)",
+                        [-n, loan_id, amount, value_date, reference])
+    out = post_succeeded_debits("_succeeded", audit_on=("servicing.resultfile", 1), audit_data={"lines": "1-3"})
+    with connection.cursor() as cur:
+        cur.execute("DROP TABLE _succeeded")
+    return out
+
+
+def test_a_chunks_payments_share_one_bank_entry_per_value_date_and_a_return_reverses_only_its_own():
+    """批量入账: one entry per value date for a chunk's payments; the bank's money is one clearing line, each loan's
+    lines beneath it. Reversing one payment (a bank return) mirrors that payment's part and nothing of the others."""
+    seed_reference_data()
+    first, second, other_day = (book("car", "12000", 12, START) for _ in range(3))
+    run_business_day(date(2026, 2, 10))
+    run_business_day(date(2026, 2, 11))
+    due = inst(first, 1).total_outstanding
+    out = _post_set_based([(first.pk, due, date(2026, 2, 10), "BULK-A"), (second.pk, due + 100, date(2026, 2, 10),
+                                                                          "BULK-B"),
+                           (other_day.pk, due, date(2026, 2, 11), "BULK-C")])
+    assert out["fast"] == 3 and out["slow"] == 0
+    a, b, c = (Payment.objects.select_related("entry").get(reference=r) for r in ("BULK-A", "BULK-B", "BULK-C"))
+    assert a.entry_id == b.entry_id != c.entry_id  # one entry per value date
+    shared = a.entry
+    assert shared.loan_id is None and shared.kind == "payment" and shared.value_date == date(2026, 2, 10)
+    assert shared.idempotency_key == "bank_payments:BULK-A" and "2 payments" in shared.memo
+    clearing = list(shared.lines.filter(account="clearing_bank").values_list("loan_id", "amount"))
+    assert clearing == [(None, a.amount + b.amount)]  # what the bank paid in, in one line
+    legs = {p.reference: sorted((leg.account, leg.amount) for leg in payment_legs(p)) for p in (a, b)}
+    assert legs["BULK-A"] == sorted([("clearing_bank", due), *(
+        (f"{component}_receivable", -amount) for component, amount in _parts(a).items())])
+    assert ("credit_balance", Decimal("-100.00")) in legs["BULK-B"]  # the part beyond what was due
+    assert all(sum(amount for _, amount in lg) == 0 for lg in legs.values())  # each payment's part balances
+    assert_books_ok()
+
+    b_instalment = inst(second, 1).status
+    assert reverse_payment(a, on_date=date(2026, 2, 12), reason="付款行退回")
+    reversal = JournalEntry.objects.get(kind=EntryKind.REVERSAL, idempotency_key=f"reversal:payment:{a.pk}")
+    assert sorted(reversal.lines.values_list("account", "amount")) == sorted(
+        (account, -amount) for account, amount in legs["BULK-A"])
+    assert {line.loan_id for line in reversal.lines.all()} == {first.pk}
+    assert inst(first, 1).status == "overdue" and inst(second, 1).status == b_instalment == "paid"
+    assert Payment.objects.filter(reversed=True).count() == 1
+    assert not reverse_payment(Payment.objects.get(pk=a.pk), on_date=date(2026, 2, 12), reason="again")  # once
+    assert_books_ok()
+
+
+def _parts(payment: Payment) -> dict[str, Decimal]:
+    parts: dict[str, Decimal] = {}
+    for allocation in payment.allocations.all():
+        for component, amount in allocation.parts().items():
+            parts[component] = parts.get(component, Decimal("0")) + amount
+    return parts

@@ -226,6 +226,25 @@ def test_verify_books_catches_a_settled_loan_that_still_owes(reference):
     assert _verify_exit_code() == 1
 
 
+@pytest.mark.django_db
+def test_verify_books_catches_payments_their_entries_do_not_clear(reference):
+    loan = book("car", "12000", 12, START)
+    first, second = pay(loan, "500.00", date(2026, 2, 10)).payment, pay(loan, "300.00", date(2026, 2, 11)).payment
+    assert_books_ok()
+    with connection.cursor() as cur:  # the amount edited without an entry: the clearing line says otherwise
+        cur.execute("UPDATE servicing_payment SET amount = 510.00, credited_amount = credited_amount + 10 "
+                    "WHERE id = %s", [first.pk])
+    assert {r.name for r in verify_books() if not r.ok} >= {"payments_cleared"}
+    with connection.cursor() as cur:
+        cur.execute("UPDATE servicing_payment SET amount = 500.00, credited_amount = credited_amount - 10 "
+                    "WHERE id = %s", [first.pk])
+        # two payments of one loan in one entry: which lines are whose could no longer be told
+        cur.execute("UPDATE servicing_payment SET entry_id = %s WHERE id = %s", [first.entry_id, second.pk])
+    broken = {r.name: r for r in verify_books() if not r.ok}
+    assert "payments_cleared" in broken and [str(first.entry_id), "800.00", "500.00", "2", "1"] in (
+        broken["payments_cleared"].examples)
+
+
 # --------------------------------------------------------------------------- audit history
 
 

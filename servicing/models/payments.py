@@ -39,8 +39,11 @@ class Payment(models.Model):
     prepay_mode = models.CharField(max_length=10, choices=PrepayMode.choices, blank=True, default="")
     applied_amount = MoneyField(help_text=_("冲抵应还部分"))
     credited_amount = MoneyField(help_text=_("转入挂账部分"))
-    entry = models.OneToOneField("servicing.JournalEntry", on_delete=models.PROTECT, related_name="payment",
-                                 db_constraint=False)
+    # the journal entry that posted it: its own (a payment taken by the per-loan service), or the entry a chunk of
+    # a bank result file shares (批量入账: one clearing line for the chunk, each loan's lines beneath, one payment
+    # per loan; see payment_legs). Not indexed: nothing looks payments up by entry but verify_books' full scan.
+    entry = models.ForeignKey("servicing.JournalEntry", on_delete=models.PROTECT, related_name="payments",
+                              db_constraint=False, db_index=False)
     reversed = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,

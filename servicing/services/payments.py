@@ -290,6 +290,17 @@ def apply_credit_balance(loan: Loan, as_of: date) -> Decimal:
 
 
 @transaction.atomic
+def payment_legs(payment: Payment) -> list[Leg]:
+    """What a payment posted to the journal. Its own entry's lines; or, in an entry without a loan (the entry a
+    chunk of a bank result file shares, one payment per loan: debits/posting.py), its loan's lines there and its
+    amount on the channel's clearing account, which the entry holds for all of them in one line."""
+    entry = payment.entry
+    if entry.loan_id is not None:
+        return [Leg(line.account, line.amount) for line in entry.lines.all()]
+    return [Leg(CLEARING_BY_CHANNEL[payment.channel], payment.amount),
+            *(Leg(line.account, line.amount) for line in entry.lines.filter(loan_id=payment.loan_id))]
+
+
 def reverse_payment(payment: Payment, *, on_date: date, reason: str, user=None) -> bool:
     """Undo a payment whose money did not stay with us (a bank return, 退回): a mirror entry, its allocations
     taken back from the instalments, DPD and status as of `on_date`. Idempotent: False if already reversed.
@@ -313,8 +324,12 @@ def reverse_payment(payment: Payment, *, on_date: date, reason: str, user=None) 
     if payment.credited_amount > loan.credit_balance:
         raise PaymentError(f"ref: payment {payment.reference} left {payment.credited_amount} as credit balance, "
                            f"but only {loan.credit_balance} is left; the rest was used since")
-    reverse_entry(payment.entry, value_date=on_date, memo=f"reversal of payment {payment.reference}: {reason}"[:200],
-                  user=user)
+    memo = f"reversal of payment {payment.reference}: {reason}"[:200]
+    if payment.entry.loan_id is not None:  # its own entry: mirrored whole
+        reverse_entry(payment.entry, value_date=on_date, memo=memo, user=user)
+    else:  # its part of an entry a bank file's chunk shares
+        post_entry(kind=EntryKind.REVERSAL, key=f"reversal:payment:{payment.pk}", value_date=on_date, loan=loan,
+                   legs=[Leg(leg.account, -leg.amount) for leg in payment_legs(payment)], memo=memo, user=user)
     taken_back = [(a.instalment_id, c, -amount) for a in payment.allocations.all() for c, amount in a.parts().items()]
     instalments = Instalment.objects.select_for_update().in_bulk({key for key, _, _ in taken_back})
     _apply_lines(instalments, taken_back, on_date)

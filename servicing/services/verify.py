@@ -95,18 +95,23 @@ CHECKS: list[tuple[str, str, str]] = [
                  + i.compound_accrued - i.principal_paid - i.interest_paid - i.fee_paid - i.penalty_paid
                  - i.compound_paid - i.principal_waived - i.interest_waived - i.fee_waived - i.penalty_waived
                  - i.compound_waived = 0)) LIMIT 50"""),
-    ("payments_split", "each payment = applied + credited, its allocations sum to the applied part, "
-                       "and its entry debits the clearing account with the full amount", """
+    ("payments_split", "each payment = applied + credited, and its allocations sum to the applied part", """
         SELECT p.reference, p.amount, p.applied_amount, p.credited_amount,
-               (SELECT COALESCE(SUM(a.amount), 0) FROM servicing_allocation a WHERE a.payment_id = p.id) AS allocated,
-               (SELECT COALESCE(SUM(j.amount), 0) FROM servicing_journalline j
-                 WHERE j.entry_id = p.entry_id AND j.account LIKE 'clearing_%%') AS cleared
+               (SELECT COALESCE(SUM(a.amount), 0) FROM servicing_allocation a WHERE a.payment_id = p.id) AS allocated
           FROM servicing_payment p
          WHERE p.amount <> p.applied_amount + p.credited_amount
             OR p.applied_amount <> (SELECT COALESCE(SUM(a.amount), 0) FROM servicing_allocation a
                                      WHERE a.payment_id = p.id)
-            OR p.amount <> (SELECT COALESCE(SUM(j.amount), 0) FROM servicing_journalline j
-                             WHERE j.entry_id = p.entry_id AND j.account LIKE 'clearing_%%')
+         LIMIT 50"""),
+    ("payments_cleared", "each payment entry debits the clearing accounts with the full amount of its payments, "
+                         "and an entry shared by several payments holds one payment per loan", """
+        WITH p AS (SELECT entry_id, SUM(amount) AS paid, COUNT(*) AS payments, COUNT(DISTINCT loan_id) AS loans
+                     FROM servicing_payment GROUP BY entry_id),
+             c AS (SELECT entry_id, SUM(amount) AS cleared FROM servicing_journalline
+                    WHERE account LIKE 'clearing_%%' GROUP BY entry_id)
+        SELECT p.entry_id, p.paid, COALESCE(c.cleared, 0), p.payments, p.loans
+          FROM p LEFT JOIN c ON c.entry_id = p.entry_id
+         WHERE p.paid <> COALESCE(c.cleared, 0) OR p.payments <> p.loans
          LIMIT 50"""),
     ("allocations_match_paid", "per instalment, allocations (of payments not reversed) sum to what it records as paid", """
         WITH a AS (SELECT a.instalment_id, SUM(a.principal) AS principal, SUM(a.interest) AS interest,

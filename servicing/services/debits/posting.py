@@ -1,8 +1,13 @@
 """Posting succeeded debits as payments through the bank clearing account, set-based.
 
 The waterfall of servicing.domain.allocation (oldest instalment first, the product's component order,
-the rest to credit balance) is done in one SQL statement for a whole chunk of debits, writing the same
-rows the per-loan `post_payment` writes: journal entry + lines, payment, allocations, instalments, loan.
+the rest to credit balance) is done in one SQL statement for a whole chunk of debits, writing what the
+per-loan `post_payment` writes (payment, allocations, instalments, loan, each loan's journal lines) with one
+difference: the chunk's payments of one value date share one journal entry (批量入账), whose clearing line is
+the money the bank paid in for them all, and beneath it each loan's receivable and credit-balance lines. The
+bank pays a file in as one sum; an entry and a clearing line per payment (a million each for a big file) said
+nothing more. One payment per loan in such an entry, so a payment's part of it is its loan's lines
+(`servicing.services.payments.payment_legs`, which a reversal mirrors).
 
 A loan takes the set-based path only when nothing needs to be brought to the value date first (every
 instalment due by then is billed and no penalty can be pending); every other loan goes through the
@@ -118,24 +123,29 @@ POST_SQL = [_with_parts(sql) for sql in [
     # entry and payment ids are drawn from their sequences up front, so every later statement joins on them
     # (no RETURNING … joined back on text keys)
     """CREATE TEMP TABLE _paysum ON COMMIT DROP AS
+       WITH entries AS MATERIALIZED (  -- one journal entry per value date of the chunk
+           SELECT v.value_date, nextval('{entry_seq}') AS entry_id
+             FROM (SELECT DISTINCT value_date FROM _pay WHERE fast ORDER BY 1) v)
        SELECT p.debit_id, p.loan_id, p.amount, p.value_date, p.reference, COALESCE(a.applied, 0) AS applied,
-              nextval('{entry_seq}') AS entry_id, nextval('{payment_seq}') AS payment_id
-         FROM _pay p LEFT JOIN (SELECT debit_id, SUM(amt) AS applied FROM _alloc GROUP BY debit_id) a
-              ON a.debit_id = p.debit_id
+              e.entry_id, nextval('{payment_seq}') AS payment_id
+         FROM _pay p JOIN entries e ON e.value_date = p.value_date
+         LEFT JOIN (SELECT debit_id, SUM(amt) AS applied FROM _alloc GROUP BY debit_id) a ON a.debit_id = p.debit_id
         WHERE p.fast
         ORDER BY p.loan_id""",
     "ANALYZE _paysum (debit_id, loan_id)",
+    # the entry's key: its first payment's reference (unique, as a payment belongs to one entry); no loan of its own
     """INSERT INTO servicing_journalentry (id, kind, loan_id, value_date, idempotency_key, memo, created_at)
-       SELECT s.entry_id, 'payment', s.loan_id, s.value_date, 'payment:' || s.reference,
-              'bank payment ' || s.reference, now()
-         FROM _paysum s ORDER BY s.entry_id""",
+       SELECT s.entry_id, 'payment', NULL, s.value_date, 'bank_payments:' || MIN(s.reference),
+              left('auto-debits: ' || COUNT(*) || ' payments, ' || MIN(s.reference) || ' … ' || MAX(s.reference), 200),
+              now()
+         FROM _paysum s GROUP BY s.entry_id, s.value_date ORDER BY s.entry_id""",
     """INSERT INTO servicing_journalline (entry_id, loan_id, account, amount)
        SELECT entry_id, loan_id, account, amount FROM (
-           SELECT s.entry_id, s.loan_id, x.account, x.amount, x.ord
-             FROM _paysum s
-            CROSS JOIN LATERAL (VALUES ('clearing_bank', s.amount, 0), ('credit_balance', s.applied - s.amount, 9))
-                  AS x(account, amount, ord)
-            WHERE x.amount <> 0
+           SELECT s.entry_id, NULL::bigint AS loan_id, 'clearing_bank' AS account, SUM(s.amount) AS amount, 0 AS ord
+             FROM _paysum s GROUP BY s.entry_id
+           UNION ALL
+           SELECT s.entry_id, s.loan_id, 'credit_balance', s.applied - s.amount, 9
+             FROM _paysum s WHERE s.applied <> s.amount
            UNION ALL
            SELECT s.entry_id, s.loan_id, x.component || '_receivable', -x.amount, 1
              FROM (SELECT debit_id, {parts_sum} FROM _alloc GROUP BY debit_id) a
