@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
 from servicing import roles
-from servicing.models import Debit, Payment, ResultFile
+from servicing.models import Debit, JournalEntry, Payment, ResultFile
 from servicing.services.debits.batches import create_debit_batch, export_debit_batch
 
 from .test_debits_support import (  # noqa: F401
@@ -72,3 +72,8 @@ def test_demo_seed_shows_failed_debits(ref_data, notices, tmp_path, settings):
     assert ReconciliationException.objects.filter(status="open").exists()
     assert MissedDebitException.objects.exists() and Incident.objects.exists()
     assert any("batch" in line for line in ctx.lines)
+    # the file's payments share one journal entry (批量入账); the returned one's part alone was reversed
+    (shared,) = {p.entry for p in Payment.objects.filter(channel="bank")}
+    assert shared.loan_id is None and shared.payments.count() >= 3
+    returned = Payment.objects.get(reversed=True)
+    assert JournalEntry.objects.filter(kind="reversal", idempotency_key=f"reversal:payment:{returned.pk}").exists()
