@@ -27,6 +27,20 @@ ON_TIME = [date(2026, 2, 10)]
 LATE = [date(2026, 2, 10), date(2026, 3, 10), date(2026, 3, 31)]  # two instalments overdue, penalty accrued
 
 
+def _post_set_based(rows: list[tuple[int, Decimal, date, str]]) -> dict:
+    """Post (loan id, amount, value date, reference) rows through the set-based path, as a chunk of a file."""
+    with connection.cursor() as cur:
+        cur.execute("CREATE TEMP TABLE _succeeded (debit_id bigint, loan_id bigint, amount numeric, value_date date, "
+                    "reference text) ON COMMIT DROP")
+        for n, (loan_id, amount, value_date, reference) in enumerate(rows, start=1):
+            cur.execute("INSERT INTO _succeeded VALUES (%s, %s, %s, %s, %s)",
+                        [-n, loan_id, amount, value_date, reference])
+    out = post_succeeded_debits("_succeeded", audit_on=("servicing.resultfile", 1), audit_data={"lines": "1-3"})
+    with connection.cursor() as cur:
+        cur.execute("DROP TABLE _succeeded")
+    return out
+
+
 @pytest.mark.parametrize(("product", "order", "days", "value_date", "amount"), [
     ("car", None, ON_TIME, date(2026, 2, 10), "instalment"),  # exactly the instalment, on its due date
     ("car", None, ON_TIME, date(2026, 2, 10), "30.00"),  # less than its interest
@@ -48,11 +62,7 @@ def test_set_based_posting_writes_what_the_payment_service_writes(product, order
 
     by_service = post_payment(loan=service_loan, amount=amount, channel="bank", value_date=value_date,
                               reference="SVC-1", note="auto-debit").payment
-    with connection.cursor() as cur:
-        cur.execute("CREATE TEMP TABLE _succeeded (debit_id bigint, loan_id bigint, amount numeric, value_date date, "
-                    "reference text) ON COMMIT DROP")
-        cur.execute("INSERT INTO _succeeded VALUES (-1, %s, %s, %s, 'BULK-1')", [bulk_loan.pk, amount, value_date])
-    out = post_succeeded_debits("_succeeded", audit_on=("servicing.loan", bulk_loan.pk), audit_data={})
+    out = _post_set_based([(bulk_loan.pk, amount, value_date, "BULK-1")])
     assert out["fast"] == 1 and out["slow"] == 0  # the set-based path did post it
     by_bulk = Payment.objects.get(reference="BULK-1")
 
@@ -79,20 +89,6 @@ def test_set_based_posting_writes_what_the_payment_service_writes(product, order
     assert lines(by_bulk) == lines(by_service)
     assert figures(by_bulk) == figures(by_service)
     assert_books_ok()
-
-
-def _post_set_based(rows: list[tuple[int, Decimal, date, str]]) -> dict:
-    """Post (loan id, amount, value date, reference) rows through the set-based path, as a chunk of a file."""
-    with connection.cursor() as cur:
-        cur.execute("CREATE TEMP TABLE _succeeded (debit_id bigint, loan_id bigint, amount numeric, value_date date, "
-                    "reference text) ON COMMIT DROP")
-        for n, (loan_id, amount, value_date, reference) in enumerate(rows, start=1):
-            cur.execute("INSERT INTO _succeeded VALUES (%s, %s, %s, %s, %s)",
-                        [-n, loan_id, amount, value_date, reference])
-    out = post_succeeded_debits("_succeeded", audit_on=("servicing.resultfile", 1), audit_data={"lines": "1-3"})
-    with connection.cursor() as cur:
-        cur.execute("DROP TABLE _succeeded")
-    return out
 
 
 def test_a_chunks_payments_share_one_bank_entry_per_value_date_and_a_return_reverses_only_its_own():
