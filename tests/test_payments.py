@@ -499,3 +499,29 @@ def test_a_back_valued_prepayment_keeps_the_schedule_whole(reference):
         assert str(exc).startswith("value-date"), exc
     assert sum(i.principal_due for i in live(loan)) == D("6000.00")
     assert_books_ok()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_reversal_is_one_transaction_of_its_own(monkeypatch):
+    """Called outside any transaction (a task, a command), a reversal locks the loan and applies all or nothing."""
+    from servicing.services import audit
+    from servicing.services.payments import reverse_payment
+
+    seed_reference_data()
+    loan = book("car", "12000", 12, START)
+    payment = pay(loan, inst(loan, 1).total_due, date(2026, 2, 10)).payment
+    counts = row_counts()
+
+    def audit_fails(*args, **kwargs):
+        raise RuntimeError("audit log unavailable")
+
+    with monkeypatch.context() as m:
+        m.setattr(audit, "record", audit_fails)
+        with pytest.raises(RuntimeError, match="audit log unavailable"):
+            reverse_payment(payment, on_date=date(2026, 2, 12), reason="付款行退回")
+    assert row_counts() == counts and not Payment.objects.get(pk=payment.pk).reversed  # nothing of it stayed
+    assert inst(loan, 1).status == "paid"
+
+    assert reverse_payment(payment, on_date=date(2026, 2, 12), reason="付款行退回")
+    assert Payment.objects.get(pk=payment.pk).reversed and inst(loan, 1).status == "overdue"
+    assert_books_ok()

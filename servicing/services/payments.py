@@ -289,7 +289,6 @@ def apply_credit_balance(loan: Loan, as_of: date) -> Decimal:
 # --------------------------------------------------------------------------- reversal
 
 
-@transaction.atomic
 def payment_legs(payment: Payment) -> list[Leg]:
     """What a payment posted to the journal. Its own entry's lines; or, in an entry without a loan (the entry a
     chunk of a bank result file shares, one payment per loan: debits/posting.py), its loan's lines there and its
@@ -301,6 +300,7 @@ def payment_legs(payment: Payment) -> list[Leg]:
             *(Leg(line.account, line.amount) for line in entry.lines.filter(loan_id=payment.loan_id))]
 
 
+@transaction.atomic
 def reverse_payment(payment: Payment, *, on_date: date, reason: str, user=None) -> bool:
     """Undo a payment whose money did not stay with us (a bank return, 退回): a mirror entry, its allocations
     taken back from the instalments, DPD and status as of `on_date`. Idempotent: False if already reversed.
