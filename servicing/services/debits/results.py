@@ -497,41 +497,55 @@ def _workers(n_chunks: int, max_line: int) -> int:
     loan; a second row for a reference is an exception), so they do not wait on each other. Only for big
     files outside a transaction (not the admin's dry run, whose chunks must roll back together)."""
     wanted = int(os.environ.get("REPAYDESK_IMPORT_WORKERS") or settings.REPAYDESK.get("IMPORT_WORKERS", 2))
-    min_rows = int(settings.REPAYDESK.get("IMPORT_PARALLEL_MIN_ROWS", 50000))
+    min_rows = int(os.environ.get("REPAYDESK_IMPORT_PARALLEL_MIN_ROWS")
+                   or settings.REPAYDESK.get("IMPORT_PARALLEL_MIN_ROWS", 50000))
     if wanted <= 1 or n_chunks < 2 or max_line < min_rows or connection.in_atomic_block:
         return 1
     return min(wanted, n_chunks)
 
 
 def _apply_parallel(one_chunk, starts: list[int], workers: int) -> None:
-    """Each chunk is its own transaction on a thread's own connection (closed after); a failure stops the
-    chunks not yet started and is raised once the running ones finished. A re-run (after an error or a
-    SIGKILL) re-applies nothing of the committed chunks."""
+    """Each chunk is its own transaction; each worker thread applies chunk after chunk on one connection of its
+    own, closed when the chunks run out (a new connection per chunk was a new server process that planned every
+    statement from cold caches: 3 % of a 1M-row import). A failure stops the chunks not yet started and is raised
+    once the running ones finished. A re-run (after an error or a SIGKILL) re-applies nothing of the committed
+    chunks."""
+    import queue
     import threading
-    from concurrent.futures import ThreadPoolExecutor
 
+    todo: queue.SimpleQueue = queue.SimpleQueue()
+    for start in starts:
+        todo.put(start)
     lock = threading.Lock()
-    state = {"done": 0, "failed": False}
+    state: dict = {"done": 0, "failed": None}
 
-    def run(start: int) -> None:
-        if state["failed"]:
-            return
+    def worker() -> None:
         try:
-            one_chunk(start)
-        except BaseException:
-            state["failed"] = True
-            raise
+            while state["failed"] is None:
+                try:
+                    start = todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    one_chunk(start)
+                except BaseException as exc:
+                    with lock:
+                        state["failed"] = state["failed"] or exc  # the first one is raised
+                    return
+                with lock:
+                    state["done"] += 1
+                    n = state["done"]
+                fault("import_chunk", n)
         finally:
             connection.close()
-        with lock:
-            state["done"] += 1
-            n = state["done"]
-        fault("import_chunk", n)
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="import-chunk") as pool:
-        futures = [pool.submit(run, start) for start in starts]
-    for f in futures:
-        f.result()
+    threads = [threading.Thread(target=worker, name=f"import-chunk-{i}") for i in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if state["failed"] is not None:
+        raise state["failed"]
 
 
 def _max_batch_date(batch_ids):
