@@ -202,6 +202,30 @@ def test_end_to_end_every_category(ref_data, notices, tmp_path, settings, code, 
     books_ok()
 
 
+def test_a_file_answering_another_channels_debit_is_rejected_whole(ref_data, notices, tmp_path, settings):
+    """A reference of a debit sent through another channel: the file is not this channel's (exit 3), and none of
+    its rows is applied, the good ones included."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    std, gb = ref_data["std"], ref_data["example-gb18030"]
+    make_loan(1, std)
+    make_loan(2, std)
+    make_loan(3, gb)
+    ours, theirs = create_debit_batch(FIRST_DUE, std).batch, create_debit_batch(FIRST_DUE, gb).batch
+    for batch in (ours, theirs):
+        export_debit_batch(batch, tmp_path / f"out-{batch.pk}.csv")
+    rows = _rows_for(std, [*debits_of(ours), *debits_of(theirs)], ["success", "success", "success"])
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(result_file(std, rows))
+    with pytest.raises(CommandError) as exc:
+        call_command("import_debit_results", str(path), "--channel", "std")
+    other = debits_of(theirs)[0].reference
+    assert exc.value.returncode == 3
+    assert f"line 4: reference {other} is a debit of channel example-gb18030, not std" in str(exc.value)
+    assert not Payment.objects.exists() and not ReconciliationException.objects.exists()
+    assert {d.status for d in Debit.objects.all()} == {"submitted"}
+    assert ResultFile.objects.get().status == "rejected"
+
+
 def test_same_file_twice_and_rejections(ref_data, notices, tmp_path, settings):
     settings.MEDIA_ROOT = tmp_path / "media"
     channel = ref_data["std"]

@@ -207,8 +207,12 @@ def file_payment_blocks(result_file_id: int, size: int = RECEIPTS_BLOCK) -> Iter
     """The payments of the succeeded rows of a result file (set-based or per-loan path alike), a block per
     `size` lines in line order: memory stays that of one block whatever the file's size."""
     with connection.cursor() as cur:
-        cur.execute("SELECT MAX(result_line) FROM servicing_debit WHERE result_file_id = %s", [result_file_id])
-        last = cur.fetchone()[0] or 0
+        # the file's last answer from the end of its index (a MAX() here, planned on statistics that do not know
+        # the file yet, read every answer of a 1M-row file: 0.3 s)
+        cur.execute("SELECT result_line FROM servicing_debit WHERE result_file_id = %s AND result_line IS NOT NULL "
+                    "ORDER BY result_line DESC LIMIT 1", [result_file_id])
+        row = cur.fetchone()
+        last = row[0] if row else 0
     for after in range(0, last, size):
         with connection.cursor() as cur:
             cur.execute(FILE_PAYMENTS_SQL, [result_file_id, after, after + size])
