@@ -563,6 +563,10 @@ def _apply_chunk(rf: ResultFile, table: str, lo: int, hi: int, business_date: da
     with connection.cursor() as cur:
         define_trigger_settings(cur)
         chunk_settings(cur)
+        # The ANALYZEs below are of this chunk's temp tables (20,000 rows at most), for row counts and distinct
+        # values: a sample of 3,000 rows tells those as well as the default's 30,000 (every row), for less (1M
+        # rows: 1.6 s → 0.6 s of statement time). Nothing else is analyzed in this transaction.
+        cur.execute("SET LOCAL default_statistics_target = 10")
         cur.execute("CREATE TEMP TABLE _applied (debit_id bigint, loan_id bigint, amount numeric, value_date date, "
                     "reference text, outcome text, category text, line_no int, failed_on date, was_unknown boolean) "
                     "ON COMMIT DROP")
