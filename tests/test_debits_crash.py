@@ -50,6 +50,27 @@ def test_killed_batch_then_rerun_builds_it_once(tmp_path):
     assert DebitBatch.objects.count() == 1 and Debit.objects.count() == 5
 
 
+def test_batch_built_in_chunks_on_two_threads_killed_then_rerun_builds_each_debit_once(tmp_path):
+    """A big batch: chunks of loan ids built two at a time, each thread on its own connection. Killed inside a
+    chunk's insert, the batch stays `building` with the chunks done so far; the re-run builds only the rest."""
+    reference_data.ensure()
+    channel = Channel.objects.get(code="std")
+    loans = [make_loan(i, channel) for i in range(1, 8)]
+    chunks = {"REPAYDESK_DEBIT_CHUNK": "2", "REPAYDESK_DEBIT_WORKERS": "2"}
+    args = ["create_debit_batch", "--date", FIRST_DUE.isoformat(), "--channel", "std", "--json"]
+    killed = _run(args, tmp_path, REPAYDESK_FAULT="batch_insert:3", **chunks)
+    assert killed.returncode == -9, killed.stderr
+    batch = DebitBatch.objects.get()
+    assert batch.status == "building" and Debit.objects.count() < len(loans)
+    assert len(batch.stats["done"]) < batch.stats["chunks"] and batch.stats["chunks"] > 2
+    again = _run(args, tmp_path, **chunks)
+    assert again.returncode == 0, again.stderr
+    batch.refresh_from_db()
+    assert batch.status != "building"
+    assert sorted(Debit.objects.values_list("loan_id", flat=True)) == sorted(loan.pk for loan in loans)
+    assert '"created": false' in _run(args, tmp_path, **chunks).stdout
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])  # chunks one after the other; two threads applying chunks at once
 def test_killed_import_then_rerun_posts_each_payment_once(tmp_path, settings, workers):
     settings.MEDIA_ROOT = tmp_path / "media"

@@ -24,8 +24,6 @@ import hashlib
 import io
 import json
 import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -37,7 +35,7 @@ from django.utils import timezone
 from servicing.models import Channel, DebitBatch
 from servicing.models.debits import BatchStatus
 from servicing.services import audit
-from servicing.sql import chunk_settings, read_by_index
+from servicing.sql import chunk_settings, read_by_index, run_chunks_in_threads
 
 from .faults import fault
 from .profiles import debit_layout, pg_date_format
@@ -229,28 +227,14 @@ def create_debit_batch(d: date, channel: Channel, *, user=None) -> BatchResult:
 
 
 def _build_chunks(batch_id: int, workers: int) -> None:
-    """Every chunk not yet in, `workers` at a time, each in its own transaction on its own connection."""
+    """Every chunk not yet in, `workers` at a time, each in its own transaction (a connection per thread)."""
     stats = DebitBatch.objects.values_list("stats", flat=True).get(pk=batch_id)
     todo = [c for c in range(stats["chunks"]) if str(c) not in stats["done"]]
     if workers == 1 or len(todo) <= 1:
         for chunk in todo:
             build_debit_batch_chunk(batch_id, chunk)
         return
-    failed = threading.Event()
-
-    def work(chunk: int) -> None:
-        try:
-            if not failed.is_set():
-                build_debit_batch_chunk(batch_id, chunk)
-        except BaseException:
-            failed.set()  # the others stop after their current chunk; the batch stays building, re-runnable
-            raise
-        finally:
-            connection.close()  # this thread's own connection
-
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="debit-batch") as pool:
-        for future in [pool.submit(work, chunk) for chunk in todo]:
-            future.result()
+    run_chunks_in_threads(lambda chunk: build_debit_batch_chunk(batch_id, chunk), todo, workers)
 
 
 def build_debit_batch_chunk(batch_id: int, chunk: int) -> dict:

@@ -41,7 +41,7 @@ from django.utils import timezone
 from servicing.models import Channel, DebitBatch, ResultFile
 from servicing.models.debits import BatchStatus, ResultFileStatus
 from servicing.services import audit
-from servicing.sql import chunk_settings, define_trigger_settings
+from servicing.sql import chunk_settings, define_trigger_settings, run_chunks_in_threads
 
 from .answers import keep_earlier_answers
 from .bulk_notices import file_receipts
@@ -477,7 +477,7 @@ def _process(rf, channel, layout, stage, table, business_date, user) -> dict:
             one_chunk(start)
             fault("import_chunk", chunk_no)
     else:
-        _apply_parallel(one_chunk, starts, workers)
+        run_chunks_in_threads(one_chunk, starts, workers, after_each=lambda n: fault("import_chunk", n))
 
     summary = _summary(table, channel)
     batch_ids = summary.pop("_batch_ids")
@@ -507,50 +507,6 @@ def _workers(n_chunks: int, max_line: int) -> int:
     if wanted <= 1 or n_chunks < 2 or max_line < min_rows or connection.in_atomic_block:
         return 1
     return min(wanted, n_chunks)
-
-
-def _apply_parallel(one_chunk, starts: list[int], workers: int) -> None:
-    """Each chunk is its own transaction; each worker thread applies chunk after chunk on one connection of its
-    own, closed when the chunks run out (a new connection per chunk was a new server process that planned every
-    statement from cold caches: 3 % of a 1M-row import). A failure stops the chunks not yet started and is raised
-    once the running ones finished. A re-run (after an error or a SIGKILL) re-applies nothing of the committed
-    chunks."""
-    import queue
-    import threading
-
-    todo: queue.SimpleQueue = queue.SimpleQueue()
-    for start in starts:
-        todo.put(start)
-    lock = threading.Lock()
-    state: dict = {"done": 0, "failed": None}
-
-    def worker() -> None:
-        try:
-            while state["failed"] is None:
-                try:
-                    start = todo.get_nowait()
-                except queue.Empty:
-                    return
-                try:
-                    one_chunk(start)
-                except BaseException as exc:
-                    with lock:
-                        state["failed"] = state["failed"] or exc  # the first one is raised
-                    return
-                with lock:
-                    state["done"] += 1
-                    n = state["done"]
-                fault("import_chunk", n)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, name=f"import-chunk-{i}") for i in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if state["failed"] is not None:
-        raise state["failed"]
 
 
 def _max_batch_date(batch_ids):
