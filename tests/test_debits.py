@@ -572,3 +572,45 @@ def test_a_debit_keeps_its_batch_mandate_and_instalment(ref_data, notices):
     with pytest.raises(IntegrityError, match="violates reference servicing_debit.mandate_id"), \
             transaction.atomic(), connection.cursor() as cur:
         cur.execute("UPDATE servicing_debit SET mandate_id = -1 WHERE id = %s", [debit.pk])
+
+
+def test_an_answered_debit_keeps_its_payment_and_result_file(ref_data, notices, tmp_path, settings):
+    """A debit's payment and answering file are set by UPDATE on every debit a bank file answers, and checked per
+    statement (servicing.references.answer_sql), not by foreign keys: a missing one is refused on update and on
+    insert, and what they point to cannot be deleted from under the debit."""
+    from django.db import IntegrityError, connection, transaction
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    channel = ref_data["std"]
+    make_loan(1, channel)
+    bill_due_instalments(FIRST_DUE)
+    batch = create_debit_batch(FIRST_DUE, channel).batch
+    export_debit_batch(batch, tmp_path / "out.csv")
+    debit = Debit.objects.get(batch=batch)
+    data = result_file(channel, [(debit.reference, debit.amount, "succeeded", code_for(channel, "success"), "ok",
+                                  FIRST_DUE)])
+    assert import_debit_results(data, channel=channel)["succeeded"] == 1
+    debit.refresh_from_db()
+    assert debit.payment_id and debit.result_file_id
+    for table, key in [("servicing_payment", debit.payment_id), ("servicing_resultfile", debit.result_file_id)]:
+        with pytest.raises(IntegrityError, match=f"delete on table \"{table}\" .* is still referenced"), \
+                transaction.atomic(), connection.cursor() as cur:
+            cur.execute(f"DELETE FROM {table} WHERE id = %s", [key])
+    for column in ("payment_id", "result_file_id"):
+        with pytest.raises(IntegrityError, match=f"update on table \"servicing_debit\" violates reference "
+                                                 f"servicing_debit.{column} .*=\\(-1\\) is not present"), \
+                transaction.atomic(), connection.cursor() as cur:
+            cur.execute(f"UPDATE servicing_debit SET {column} = -1 WHERE id = %s", [debit.pk])
+    with pytest.raises(IntegrityError, match="insert on table \"servicing_debit\" violates reference "
+                                             "servicing_debit.result_file_id"), \
+            transaction.atomic(), connection.cursor() as cur:
+        cur.execute("""INSERT INTO servicing_debit (reference, batch_id, loan_id, mandate_id, instalment_id, due_date,
+                                                    attempt, kind, amount, status, category, result_code,
+                                                    result_message, channel_txn_id, created_at, updated_at,
+                                                    result_file_id)
+                       SELECT reference || 'X', batch_id, loan_id, mandate_id, instalment_id, due_date, attempt + 1,
+                              kind, amount, 'failed', category, result_code, result_message, channel_txn_id,
+                              created_at, updated_at, -1
+                         FROM servicing_debit WHERE id = %s""", [debit.pk])
+    debit.refresh_from_db()
+    assert debit.payment_id and debit.result_file_id  # nothing above changed it

@@ -367,7 +367,7 @@ def _unguarded_references() -> tuple[list[str], list[str]]:
     with connection.cursor() as cur:
         cur.execute("""SELECT c.relname, t.tgname, encode(t.tgargs, 'escape')
                          FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-                        WHERE t.tgname LIKE 'references_exist%' OR t.tgname LIKE 'still_referenced%'""")
+                        WHERE t.tgname LIKE '%references_exist%' OR t.tgname LIKE 'still_referenced%'""")
         args = {(table, name): set(raw.split("\\000")) - {""} for table, name, raw in cur.fetchall()}
     unguarded, checked = [], []
     for model in apps.get_models():
@@ -378,8 +378,11 @@ def _unguarded_references() -> tuple[list[str], list[str]]:
                 continue
             table, column, parent = model._meta.db_table, field.column, field.related_model._meta.db_table
             checked.append(f"{table}.{column}")
-            inserted = args.get((table, "references_exist"), set())
-            changed = args.get((table, "references_exist_on_change"), set())
+            # set at insert and kept (references_exist*), or set by UPDATE on a million rows (answer_references_*)
+            inserted = args.get((table, "references_exist"), set()) | args.get((table, "answer_references_exist"),
+                                                                                set())
+            changed = (args.get((table, "references_exist_on_change"), set())
+                       | args.get((table, "answer_references_exist_on_update"), set()))
             deleted = set().union(*(a for (t, n), a in args.items() if t == parent and n.startswith("still_referenced")))
             append_only = parent == "servicing_journalentry"  # refuses every delete already
             if not ({column, parent} <= inserted and {column, parent} <= changed

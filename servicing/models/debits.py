@@ -103,8 +103,11 @@ class Debit(models.Model):
     result_message = models.CharField(max_length=200, blank=True)
     settled_on = models.DateField(null=True, blank=True)
     channel_txn_id = models.CharField(max_length=64, blank=True)
+    # the payment and the answering file are set on every debit a bank file answers: checked once per statement
+    # too (servicing.references.answer_sql, migration 0014); as deferred foreign keys they were a million row
+    # probes each at every chunk's commit, the result file's row locked a million times by both workers
     payment = models.OneToOneField("servicing.Payment", null=True, blank=True, on_delete=models.PROTECT,
-                                   related_name="debit")
+                                   related_name="debit", db_constraint=False)
     # The bank's answer (回执) is kept on the debit it answers, as it came (code and message above, the status
     # word) with the action taken, the day and the file line: a debit is one attempt (domain.md), and a row per
     # answer beside it was a million rows for a big file saying the same. An answer that a later one replaces
@@ -113,7 +116,8 @@ class Debit(models.Model):
     result_action = models.CharField(_("处理动作"), max_length=200, blank=True, db_default="")
     result_on = models.DateField(_("回执日"), null=True, blank=True)
     result_file = models.ForeignKey("servicing.ResultFile", null=True, blank=True, on_delete=models.PROTECT,
-                                    related_name="answered_debits", db_index=False)  # debit_answer_once_per_file_line
+                                    related_name="answered_debits", db_index=False,
+                                    db_constraint=False)  # debit_answer_once_per_file_line
     result_line = models.PositiveIntegerField(_("回盘行号"), null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
