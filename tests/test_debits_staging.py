@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import re
 from decimal import Decimal
 
 import pytest
@@ -36,19 +37,27 @@ LAYOUT = FileLayout(encoding="utf-8-sig", delimiter=",", header=True, amount_uni
                     line_ending="\n", columns=tuple((f, f) for f in FIELDS), trailer=None)
 
 
+def as_read(raw: str, delim: str) -> str:
+    """A line's text as a person compares it: an empty quoted value "" is empty (a plain line is staged as its
+    values, results._plain_block)."""
+    return re.sub(rf'{re.escape(delim)}""(?={re.escape(delim)}|$)', delim, raw)
+
+
 def what_csv_reads(text: str, layout: FileLayout) -> list[tuple]:
     """The reference reading: the csv module over the whole file, values stripped, blank and trailer lines
-    skipped, a wrong column count an error row."""
+    skipped, a wrong column count an error row; each row's raw text is its lines in the file."""
+    lines = list(io.StringIO(text, newline=""))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=layout.delimiter)
-    out, header = [], layout.header
+    out, header, last = [], layout.header, 0
     prefix = (layout.trailer or {}).get("prefix")
     for row in reader:
+        raw = as_read("".join(lines[last:reader.line_num]).rstrip("\r\n"), layout.delimiter)
+        last = reader.line_num
         if header:
             header = False
             continue
         if not row or (len(row) == 1 and not row[0].strip()) or (prefix and row[0].startswith(prefix)):
             continue
-        raw = layout.delimiter.join(row)
         if len(row) != len(layout.columns):
             out.append((reader.line_num, raw, f"{len(row)} columns instead of {len(layout.columns)}")
                        + (None,) * len(layout.columns))
@@ -66,7 +75,7 @@ def staged(text: str, layout: FileLayout, tmp_path) -> list[tuple]:
         with connection.cursor() as cur:
             cur.execute(f"SELECT line_no, COALESCE(raw, concat_ws(%s, {cols})), err, {cols} "
                         "FROM test_stage ORDER BY line_no", [layout.delimiter])
-            rows = cur.fetchall()
+            rows = [(n, as_read(raw, layout.delimiter), *rest) for n, raw, *rest in cur.fetchall()]
         transaction.set_rollback(True)
     return rows
 
@@ -131,3 +140,24 @@ def test_a_row_with_a_nul_byte_is_an_exception_and_the_rest_applies(ref_data, no
     assert Debit.objects.get(pk=d[0].pk).status == "succeeded"
     assert Debit.objects.get(pk=d[1].pk).status == "submitted"
     assert Decimal(summary["succeeded_amount"]) == d[0].amount
+
+
+def test_an_exception_shows_its_line_as_written_quotes_and_all(ref_data, notices, tmp_path, settings):
+    """A value quoted because it holds the delimiter stays quoted in the exception's raw text: joined without
+    its quotes, "12,3x" read as two columns, and the person fixing the row saw a line the bank never sent."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    channel = ref_data["std"]
+    for i in range(1, 3):
+        make_loan(i, channel)
+    batch = create_debit_batch(FIRST_DUE, channel).batch
+    export_debit_batch(batch, tmp_path / "out.csv")
+    d = debits_of(batch)
+    data = result_file(channel, [(d[0].reference, d[0].amount, "succeeded", code_for(channel, "success"), "ok",
+                                  FIRST_DUE),
+                                 (d[1].reference, "12,3x", "failed", "64", "余额不足, 请充值", None)])
+    summary = results.import_debit_results(data, channel=channel)
+    assert summary["succeeded"] == 1 and summary["exceptions"] == 1
+    exc = ReconciliationException.objects.get()
+    line = data.decode(channel.profile["result_file"].get("encoding", "utf-8")).splitlines()[2]
+    assert '"12,3x"' in line  # the file quotes it (csv.writer)
+    assert (exc.line_no, exc.reason_code, exc.raw_text) == (3, "bad_amount", line)

@@ -146,16 +146,39 @@ def _plain_block(block: str, delim: str, ncols: int, trailer: str | None) -> lis
     return block.replace(delim, "\t").split("\n")[:k]
 
 
+class _LineTap:
+    """The file's lines as the csv module reads them, keeping the text of the record it is reading: the csv
+    module takes a record's lines one by one and none after its last, so `record()` is the record as written."""
+
+    def __init__(self, lines):
+        self._lines = iter(lines)
+        self._taken: list[str] = []
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self._taken.append(line)
+        return line
+
+    def record(self) -> str:
+        text = "".join(self._taken)
+        self._taken.clear()
+        return text
+
+
 def _stage(path: Path, layout: FileLayout, table: str) -> int:
     """Stream the file into the staging table; returns rows staged. Raises ResultFileRejected.
 
     The file is read in blocks of ~1 MB, each ending at a line end, and each block goes to COPY as one
     write (psycopg's write_row per row cost more than the csv parsing itself). A plain block
     (`_plain_block`: nearly every block of a bank file) becomes COPY text with a few string operations
-    over the whole block, its `raw` left NULL (a row that becomes an exception gets its line back from its values);
-    any other block is read line by line, each line split and its values cleaned, and from a quoted value
-    that goes on to the next line, the rest of the file goes through the csv module. The staged rows are
-    the same whichever way a line went.
+    over the whole block, its `raw` left NULL (a row that becomes an exception gets its line back from its values:
+    the line itself, but for an empty quoted value "", which comes back empty); any other block is read line by
+    line, each line split and its values cleaned, its `raw` the line as written, and from a quoted value that
+    goes on to the next line, the rest of the file goes through the csv module. The staged values are the same
+    whichever way a line went.
     """
     ncols = len(layout.columns)
     trailer = (layout.trailer or {}).get("prefix")
@@ -182,13 +205,14 @@ def _stage(path: Path, layout: FileLayout, table: str) -> int:
         state["pos"] = [order[h] for h in layout.headers]
         state["identity"] = state["pos"] == list(range(ncols))
 
-    def row_line(line_no: int, row: list[str]) -> str | None:
-        """The COPY line of a split row, or None for a line that is not a row (blank, trailer)."""
+    def row_line(line_no: int, row: list[str], text: str) -> str | None:
+        """The COPY line of a split row, or None for a line that is not a row (blank, trailer). `text` is the
+        row as it is in the file: a person reads an exception's line there, quotes and all."""
         if not row or (len(row) == 1 and not row[0].strip()):
             return None
         if trailer and row[0].startswith(trailer):
             return None
-        raw = delim.join(row)
+        raw = text.rstrip("\r\n")
         clean = not needs_escape(raw)
         if not clean:
             raw = raw.translate(esc)
@@ -229,7 +253,8 @@ def _stage(path: Path, layout: FileLayout, table: str) -> int:
                         if any("\n" in v or "\r" in v for v in row):
                             # a quoted value goes on to the next line: the csv module reads the rest of the
                             # file, this line included
-                            reader = csv.reader(itertools.chain([text], texts, fh), delimiter=delim)
+                            tap = _LineTap(itertools.chain([text], texts, fh))
+                            reader = csv.reader(tap, delimiter=delim)
                             offset = line_no
                             break
                     else:
@@ -238,18 +263,19 @@ def _stage(path: Path, layout: FileLayout, table: str) -> int:
                     if not header_seen:
                         header(line_no, row)
                         header_seen = True
-                    elif (out := row_line(line_no, row)) is not None:
+                    elif (out := row_line(line_no, row, text)) is not None:
                         buf.append(out)
                 copy.write("".join(buf))
                 n += len(buf)
             if reader is not None:
                 buf, size = [], 0
                 for row in reader:
+                    text = tap.record()
                     line_no = offset + reader.line_num
                     if not header_seen:
                         header(line_no, row)
                         header_seen = True
-                    elif (out := row_line(line_no, row)) is not None:
+                    elif (out := row_line(line_no, row, text)) is not None:
                         buf.append(out)
                         size += len(out)
                         if size >= STAGE_BLOCK:
