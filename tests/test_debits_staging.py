@@ -121,14 +121,19 @@ def test_any_file_stages_as_csv_reads_it(rows, crlf, block, tmp_path, monkeypatc
     assert staged(text, LAYOUT, tmp_path) == what_csv_reads(text, LAYOUT)
 
 
-def test_a_row_with_a_nul_byte_is_an_exception_and_the_rest_applies(ref_data, notices, tmp_path, settings):
+def two_debits_sent(ref_data, tmp_path, settings) -> tuple:
+    """The std channel and the two debits of a batch built and exported for two loans."""
     settings.MEDIA_ROOT = tmp_path / "media"
     channel = ref_data["std"]
     for i in range(1, 3):
         make_loan(i, channel)
     batch = create_debit_batch(FIRST_DUE, channel).batch
     export_debit_batch(batch, tmp_path / "out.csv")
-    d = debits_of(batch)
+    return channel, debits_of(batch)
+
+
+def test_a_row_with_a_nul_byte_is_an_exception_and_the_rest_applies(ref_data, notices, tmp_path, settings):
+    channel, d = two_debits_sent(ref_data, tmp_path, settings)
     ok = code_for(channel, "success")
     data = result_file(channel, [(d[0].reference, d[0].amount, "succeeded", ok, "ok", FIRST_DUE),
                                  (d[1].reference, d[1].amount, "failed", "64", "bad\x00byte", None)])
@@ -145,13 +150,7 @@ def test_a_row_with_a_nul_byte_is_an_exception_and_the_rest_applies(ref_data, no
 def test_an_exception_shows_its_line_as_written_quotes_and_all(ref_data, notices, tmp_path, settings):
     """A value quoted because it holds the delimiter stays quoted in the exception's raw text: joined without
     its quotes, "12,3x" read as two columns, and the person fixing the row saw a line the bank never sent."""
-    settings.MEDIA_ROOT = tmp_path / "media"
-    channel = ref_data["std"]
-    for i in range(1, 3):
-        make_loan(i, channel)
-    batch = create_debit_batch(FIRST_DUE, channel).batch
-    export_debit_batch(batch, tmp_path / "out.csv")
-    d = debits_of(batch)
+    channel, d = two_debits_sent(ref_data, tmp_path, settings)
     data = result_file(channel, [(d[0].reference, d[0].amount, "succeeded", code_for(channel, "success"), "ok",
                                   FIRST_DUE),
                                  (d[1].reference, "12,3x", "failed", "64", "余额不足, 请充值", None)])
