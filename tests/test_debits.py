@@ -266,6 +266,11 @@ def test_same_file_twice_and_rejections(ref_data, notices, tmp_path, settings):
     assert (Payment.objects.count(), EarlierAnswer.objects.count(), ReconciliationException.objects.count(),
             len(notices.calls), list(Debit.objects.values_list("status", "result_file", "result_line", "updated_at"))
             ) == state
+    # the file is kept once, whichever copy or name it comes back under (the kept copy itself, an upload)
+    kept = Path(ResultFile.objects.get(status="processed").path)
+    assert import_debit_results(kept, channel=channel)["status"] == "already_imported"
+    assert import_debit_results(path.read_bytes(), channel=channel, name="again.csv")["status"] == "already_imported"
+    assert sorted(kept.parent.glob(kept.name.split("_")[0] + "_*")) == [kept]
     assert loans
     books_ok()
 

@@ -67,8 +67,13 @@ def _chunk_size() -> int:
     return int(os.environ.get("REPAYDESK_IMPORT_CHUNK") or settings.REPAYDESK.get("IMPORT_CHUNK", 20000))
 
 
+def _kept(folder: Path, digest: str) -> Path | None:
+    """The copy already kept of the file with this hash, whatever name it came under (the same bytes)."""
+    return next((p for p in folder.glob(f"{digest}_*") if not p.name.endswith(".part")), None)
+
+
 def _store(source: str | Path | bytes, name: str | None) -> tuple[Path, str, str, int]:
-    """Keep the file under MEDIA_ROOT/debit_results; return (path, sha256, name, size)."""
+    """Keep the file under MEDIA_ROOT/debit_results, once per content; return (path, sha256, name, size)."""
     folder = Path(settings.MEDIA_ROOT) / "debit_results"
     folder.mkdir(parents=True, exist_ok=True)
     sha = hashlib.sha256()
@@ -76,7 +81,7 @@ def _store(source: str | Path | bytes, name: str | None) -> tuple[Path, str, str
         sha.update(source)
         digest = sha.hexdigest()
         name = name or f"{digest[:12]}.txt"
-        path = folder / f"{digest}_{Path(name).name}"
+        path = _kept(folder, digest) or folder / f"{digest}_{Path(name).name}"
         if not path.exists():
             path.write_bytes(source)
         return path, digest, name, len(source)
@@ -86,7 +91,7 @@ def _store(source: str | Path | bytes, name: str | None) -> tuple[Path, str, str
             sha.update(block)
     digest = sha.hexdigest()
     name = name or src.name
-    path = folder / f"{digest}_{Path(name).name}"
+    path = _kept(folder, digest) or folder / f"{digest}_{Path(name).name}"
     if not path.exists():
         tmp = path.with_name(path.name + ".part")
         with open(src, "rb") as fin, open(tmp, "wb") as fout:
