@@ -67,9 +67,10 @@ def _chunk_size() -> int:
     return int(os.environ.get("REPAYDESK_IMPORT_CHUNK") or settings.REPAYDESK.get("IMPORT_CHUNK", 20000))
 
 
-def _kept(folder: Path, digest: str) -> Path | None:
-    """The copy already kept of the file with this hash, whatever name it came under (the same bytes)."""
-    return next((p for p in folder.glob(f"{digest}_*") if not p.name.endswith(".part")), None)
+def _kept(digest: str) -> Path | None:
+    """The copy kept when this content first came (its ResultFile says where), whatever name it came under."""
+    path = ResultFile.objects.filter(sha256=digest).values_list("path", flat=True).first()
+    return Path(path) if path and Path(path).exists() else None
 
 
 def _store(source: str | Path | bytes, name: str | None) -> tuple[Path, str, str, int]:
@@ -81,7 +82,7 @@ def _store(source: str | Path | bytes, name: str | None) -> tuple[Path, str, str
         sha.update(source)
         digest = sha.hexdigest()
         name = name or f"{digest[:12]}.txt"
-        path = _kept(folder, digest) or folder / f"{digest}_{Path(name).name}"
+        path = _kept(digest) or folder / f"{digest}_{Path(name).name}"
         if not path.exists():
             path.write_bytes(source)
         return path, digest, name, len(source)
@@ -91,7 +92,7 @@ def _store(source: str | Path | bytes, name: str | None) -> tuple[Path, str, str
             sha.update(block)
     digest = sha.hexdigest()
     name = name or src.name
-    path = _kept(folder, digest) or folder / f"{digest}_{Path(name).name}"
+    path = _kept(digest) or folder / f"{digest}_{Path(name).name}"
     if not path.exists():
         tmp = path.with_name(path.name + ".part")
         with open(src, "rb") as fin, open(tmp, "wb") as fout:
