@@ -32,7 +32,7 @@ from notices.models import Channel as NoticeChannel
 from notices.models import ChannelPreference, NoticeStatus
 from notices.services.outbox import dedupe_key, wake_dispatcher
 from notices.services.rules import next_allowed_time
-from servicing.sql import chunk_settings
+from servicing.sql import chunk_settings, run_chunks_in_threads
 
 
 def bulk_threshold() -> int:
@@ -119,13 +119,14 @@ WITH p AS MATERIALIZED (
     SELECT pm.id, pm.loan_id, pm.amount, pm.credited_amount, pm.value_date, l.contract_no, l.status AS loan_status,
            b.id AS borrower_id, b.name AS borrower_name, b.email,
            CASE WHEN b.language IN ('zh-hans', 'en') THEN b.language ELSE 'zh-hans' END AS language
-      FROM unnest(%(ids)s::bigint[]) AS x(id)
-      JOIN servicing_payment pm ON pm.id = x.id
-      JOIN servicing_loan l ON l.id = pm.loan_id
+      FROM servicing_payment pm
+     CROSS JOIN LATERAL (SELECT x.contract_no, x.status, x.borrower_id FROM servicing_loan x
+                          WHERE x.id = pm.loan_id OFFSET 0) l  -- by key, not a hash of every loan
       JOIN servicing_borrower b ON b.id = l.borrower_id
+     WHERE pm.id = ANY(%(ids)s::bigint[])
 ), sums AS (
     SELECT a.payment_id, x.component, SUM(x.amount) AS total
-      FROM p JOIN servicing_allocation a ON a.payment_id = p.id
+      FROM p JOIN servicing_allocation a ON a.payment_id = p.id AND a.payment_id = ANY(%(ids)s::bigint[])  -- by key
      CROSS JOIN LATERAL (VALUES ('penalty', a.penalty), ('compound', a.compound), ('fee', a.fee),
                                 ('interest', a.interest), ('principal', a.principal)) AS x(component, amount)
      GROUP BY a.payment_id, x.component
@@ -203,21 +204,30 @@ SELECT d.payment_id
 RECEIPTS_BLOCK = 20000
 
 
-def file_payment_blocks(result_file_id: int, size: int = RECEIPTS_BLOCK) -> Iterator[list[int]]:
-    """The payments of the succeeded rows of a result file (set-based or per-loan path alike), a block per
-    `size` lines in line order: memory stays that of one block whatever the file's size."""
+def file_line_ranges(result_file_id: int, size: int | None = None) -> list[tuple[int, int]]:
+    """The file's answered lines as ranges (after, up to] of `size` lines (default RECEIPTS_BLOCK)."""
+    size = size or RECEIPTS_BLOCK
     with connection.cursor() as cur:
         # the file's last answer from the end of its index (a MAX() here, planned on statistics that do not know
         # the file yet, read every answer of a 1M-row file: 0.3 s)
         cur.execute("SELECT result_line FROM servicing_debit WHERE result_file_id = %s AND result_line IS NOT NULL "
                     "ORDER BY result_line DESC LIMIT 1", [result_file_id])
         row = cur.fetchone()
-        last = row[0] if row else 0
-    for after in range(0, last, size):
-        with connection.cursor() as cur:
-            cur.execute(FILE_PAYMENTS_SQL, [result_file_id, after, after + size])
-            block = [r[0] for r in cur.fetchall()]
-        if block:
+    return [(after, after + size) for after in range(0, row[0] if row else 0, size)]
+
+
+def file_payments(result_file_id: int, lines: tuple[int, int]) -> list[int]:
+    """The payments of the succeeded rows of a result file in a range of its lines (set-based or per-loan
+    path alike), in line order."""
+    with connection.cursor() as cur:
+        cur.execute(FILE_PAYMENTS_SQL, [result_file_id, *lines])
+        return [r[0] for r in cur.fetchall()]
+
+
+def file_payment_blocks(result_file_id: int, size: int | None = None) -> Iterator[list[int]]:
+    """file_payments a block of `size` lines at a time: memory stays that of one block whatever the file's size."""
+    for lines in file_line_ranges(result_file_id, size):
+        if block := file_payments(result_file_id, lines):
             yield block
 
 
@@ -244,16 +254,29 @@ def file_receipts(result_file_id: int) -> dict:
 
 def queue_file_receipts(result_file_id: int) -> int:
     """django-q2 task: payment_receipt for every succeeded payment of a result file, set-based, in blocks
-    of 20k payments (one transaction each). Re-running it (at-least-once delivery) queues nothing new."""
+    of RECEIPTS_BLOCK lines, each one transaction; a big file's blocks on as many connections at once as its
+    import's chunks (results.chunk_workers). Re-running it (at-least-once delivery) queues nothing new."""
     from django.db import transaction
 
-    n = 0
-    for block in file_payment_blocks(result_file_id):
+    from .results import chunk_workers
+
+    ranges = file_line_ranges(result_file_id)
+    queued: list[int] = []
+
+    def one_block(lines: tuple[int, int]) -> None:
         with transaction.atomic():
             with connection.cursor() as cur:
                 chunk_settings(cur)
-            n += queue_receipts(block)
-    return n
+            if block := file_payments(result_file_id, lines):
+                queued.append(queue_receipts(block))
+
+    n_workers = chunk_workers(len(ranges), ranges[-1][1] if ranges else 0)
+    if n_workers == 1:
+        for lines in ranges:
+            one_block(lines)
+    else:
+        run_chunks_in_threads(one_block, ranges, n_workers)
+    return sum(queued)
 
 
 def queue_receipts(payment_ids: list[int], *, now=None) -> int:

@@ -497,7 +497,7 @@ def _process(rf, channel, layout, stage, table, business_date, user) -> dict:
     size = _chunk_size()
     starts = list(range(0, max_line + 1, size))
     actor = user.get_username() if getattr(user, "is_authenticated", False) else "system"
-    workers = _workers(len(starts), max_line)
+    workers = chunk_workers(len(starts), max_line)
 
     def one_chunk(start: int) -> None:
         # a pghistory context: attribution for the audit events, and the triggers need not look one up per row
@@ -529,10 +529,11 @@ def _process(rf, channel, layout, stage, table, business_date, user) -> dict:
     return summary
 
 
-def _workers(n_chunks: int, max_line: int) -> int:
+def chunk_workers(n_chunks: int, max_line: int) -> int:
     """Chunks applied at once, each on its own connection: they touch disjoint loans (one debit in flight per
-    loan; a second row for a reference is an exception), so they do not wait on each other. Only for big
-    files outside a transaction (not the admin's dry run, whose chunks must roll back together)."""
+    loan; a second row for a reference is an exception), so they do not wait on each other; so do the blocks of
+    the file's receipts (bulk_notices.queue_file_receipts: disjoint payments). Only for big files outside a
+    transaction (not the admin's dry run, whose chunks must roll back together)."""
     wanted = int(os.environ.get("REPAYDESK_IMPORT_WORKERS") or settings.REPAYDESK.get("IMPORT_WORKERS", 2))
     min_rows = int(os.environ.get("REPAYDESK_IMPORT_PARALLEL_MIN_ROWS")
                    or settings.REPAYDESK.get("IMPORT_PARALLEL_MIN_ROWS", 50000))
