@@ -133,3 +133,49 @@ def test_a_payment_racing_the_business_day_is_applied_once_and_penalty_charged_o
     expected = (inst(loans[0], 1).principal_due * D("0.12") * 19 / 360).quantize(D("0.01"))
     broken = [r.name for r in verify_books() if not r.ok]
     assert (failures, penalties, broken) == ([], [expected] * len(loans), [])
+
+
+def test_a_payment_while_the_batch_is_exported_leaves_the_debit_sent_to_the_bank_as_sent(transactional_db, tmp_path,
+                                                                                         monkeypatch):
+    """A borrower pays at the counter while the debit batch is being exported: the payment's hook (which cancels a
+    planned debit that nothing is left for) must not cancel a debit that is in the file. Every debit in the file
+    is then submitted in the book, for the file's amount (the bank's success becomes a credit balance)."""
+    import csv
+    import time
+
+    from servicing.models import Channel, Debit
+    from servicing.services import reference_data
+    from servicing.services.debits import batches
+    from tests.test_debits_support import FIRST_DUE, make_loan
+
+    reference_data.ensure()
+    channel = Channel.objects.get(code="std")
+    loans = [make_loan(i, channel) for i in range(1, 4)]
+    batch = batches.create_debit_batch(FIRST_DUE, channel).batch
+    payer = Debit.objects.get(loan=loans[1])
+    read = threading.Event()
+    copy_out = batches._copy_out
+
+    def copy_out_then_pause(*args, **kwargs):
+        copy_out(*args, **kwargs)
+        read.set()  # the file's rows are read; the payment comes now, before the export commits
+        time.sleep(1.5)
+
+    monkeypatch.setattr(batches, "_copy_out", copy_out_then_pause)
+
+    def pay():
+        assert read.wait(timeout=60)
+        return post_payment(loan=Loan.objects.get(pk=payer.loan_id), amount=str(payer.amount), channel="counter",
+                            value_date=FIRST_DUE, reference="CTR-DURING-EXPORT")
+
+    exported, paid = race(lambda: batches.export_debit_batch(batch, tmp_path / "out.csv"), pay)
+    assert not isinstance(exported, Exception), exported
+    assert not isinstance(paid, Exception), paid
+    assert paid.created and exported["count"] == 3
+    with open(tmp_path / "out.csv", encoding="utf-8-sig", newline="") as fh:
+        sent = {row["reference"]: Decimal(row["amount"]) for row in csv.DictReader(fh)}
+    assert payer.reference in sent
+    for reference, amount in sent.items():
+        debit = Debit.objects.get(reference=reference)
+        assert (debit.status, debit.amount) == ("submitted", amount), reference
+    assert_books_ok()

@@ -398,7 +398,11 @@ def export_debit_batch(batch: DebitBatch, out: str | Path, *, user=None) -> dict
     if batch.status not in (BatchStatus.OPEN, BatchStatus.EXPORTED):
         raise BatchError(f"batch: {batch.reference} is {batch.status}; its results are in, it cannot be re-sent")
     layout = debit_layout(batch.channel)
-    statuses = ("planned",) if batch.status == BatchStatus.OPEN else ("submitted", "succeeded", "failed", "unknown")
+    # An open batch's debits are marked submitted first, then read for the file (below). None is left planned
+    # then, but the statistics may still say that every debit of a new batch is: asked for "submitted" alone, the
+    # planner expected one row and read a million by nested loops and an on-disk sort (13.1 s against 8.2 s).
+    statuses = (("planned", "submitted") if batch.status == BatchStatus.OPEN
+                else ("submitted", "succeeded", "failed", "unknown"))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
@@ -410,6 +414,13 @@ def export_debit_batch(batch: DebitBatch, out: str | Path, *, user=None) -> dict
             raise BatchError(f"batch: {batch.reference} changed while exporting; run again")
         with connection.cursor() as cur:
             chunk_settings(cur)  # the ORDER BY of 1M rows sorted in memory, not on disk
+            if batch.status == BatchStatus.OPEN:
+                # Marked before the file is read, in this transaction: a payment's hook (hooks.after_payment, which
+                # cancels or lowers a loan's planned debit) now waits for the export and then leaves the debit
+                # alone, as it is submitted. Marked after the read, a debit cancelled or lowered in between went
+                # to the bank as read while the book said otherwise.
+                cur.execute("UPDATE servicing_debit SET status = 'submitted', updated_at = now() "
+                            "WHERE batch_id = %s AND status = 'planned'", [batch.pk])
             cur.execute("SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM servicing_debit "
                         "WHERE batch_id = %s AND status = ANY(%s)", [batch.pk, list(statuses)])
             count, total = cur.fetchone()
@@ -434,10 +445,6 @@ def export_debit_batch(batch: DebitBatch, out: str | Path, *, user=None) -> dict
         with open(out, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 sha.update(block)
-        if batch.status == BatchStatus.OPEN:
-            with connection.cursor() as cur:
-                cur.execute("UPDATE servicing_debit SET status = 'submitted', updated_at = now() "
-                            "WHERE batch_id = %s AND status = 'planned'", [batch.pk])
         DebitBatch.objects.filter(pk=batch.pk).update(
             status=BatchStatus.EXPORTED, control_count=count, control_amount=total,
             exported_at=locked.exported_at or timezone.now(), exported_path=str(out), export_sha256=sha.hexdigest())

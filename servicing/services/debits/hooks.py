@@ -33,7 +33,10 @@ def after_payment(payment) -> int:
                SET status = CASE WHEN o.amount <= 0 THEN 'cancelled' ELSE d.status END,
                    amount = CASE WHEN o.amount > 0 AND o.amount < d.amount THEN o.amount ELSE d.amount END,
                    updated_at = now()
-              FROM owed o WHERE d.id = o.id AND (o.amount <= 0 OR o.amount < d.amount)""", [payment.loan_id])
+              FROM owed o WHERE d.id = o.id AND (o.amount <= 0 OR o.amount < d.amount)
+               -- again here, not only in owed: if an export marks it submitted meanwhile, this waits for the
+               -- export's commit and then re-checks this condition on the debit as the export left it
+               AND d.status = 'planned'""", [payment.loan_id])
         return cur.rowcount
 
 
