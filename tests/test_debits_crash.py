@@ -1,7 +1,8 @@
 """A worker SIGKILLed in the middle of a batch or an import, then re-run: no debit twice, no payment twice or lost.
 
 The commands run as real `manage.py` subprocesses against the test database; REPAYDESK_FAULT makes the
-process SIGKILL itself at a chosen point (after the first committed import chunk; inside the batch insert).
+process SIGKILL itself at a chosen point (after the first committed import chunk; inside the batch insert;
+after the first committed block of a file's receipts).
 """
 
 from __future__ import annotations
@@ -116,3 +117,47 @@ def test_killed_import_then_rerun_posts_each_payment_once(tmp_path, settings, wo
     assert '"status": "already_imported"' in once_more.stdout
     assert Payment.objects.count() == n_success
     assert all(r.ok for r in verify_books()), [(r.name, r.examples) for r in verify_books() if not r.ok]
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_receipts_task_killed_then_rerun_sends_each_receipt_once(tmp_path, settings, workers):
+    """The receipts of a big file (the import's follow-up django-q2 task) in blocks of 3 lines: the worker is
+    killed after its first block committed; the task delivered again writes the rest, none twice."""
+    from django.db import transaction
+
+    from notices.catalog import event_spec
+    from notices.models import Notice
+    from servicing.services.business_day import bill_due_instalments
+    from servicing.services.debits.batches import create_debit_batch
+    from servicing.services.debits.results import import_debit_results
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.REPAYDESK = {**settings.REPAYDESK, "INLINE_RECEIPTS_MAX": 0}  # the import leaves them to the task
+    reference_data.ensure()
+    channel = Channel.objects.get(code="std")
+    for i in range(1, 11):
+        make_loan(i, channel)
+    with transaction.atomic():  # billed: the payments take the set-based path, whose receipts are the task's
+        bill_due_instalments(FIRST_DUE)
+    batch = create_debit_batch(FIRST_DUE, channel).batch
+    export_debit_batch(batch, tmp_path / "out.csv")
+    rows = [(d.reference, d.amount, "succeeded", "00", "成功", FIRST_DUE) for d in debits_of(batch)]
+    import_debit_results(result_file(channel, rows), channel=channel, name="result.csv")
+    assert not Notice.objects.filter(event="payment_receipt").exists()
+
+    task = ("from servicing.services.debits.bulk_notices import queue_file_receipts; "
+            f"print(queue_file_receipts({ResultFile.objects.get().pk}))")
+    blocks = {"REPAYDESK_IMPORT_CHUNK": "3", "REPAYDESK_IMPORT_WORKERS": workers,
+              "REPAYDESK_IMPORT_PARALLEL_MIN_ROWS": "0"}
+    killed = _run(["shell", "-c", task], tmp_path, REPAYDESK_FAULT="receipts_block:1", **blocks)
+    assert killed.returncode == -9, killed.stderr
+    channels = len(event_spec("payment_receipt").channels) - 1  # no e-mail address here
+    written = Notice.objects.filter(event="payment_receipt").count()
+    assert 0 < written < channels * len(rows)  # the first block is in, the last is not
+
+    again = _run(["shell", "-c", task], tmp_path, **blocks)
+    assert again.returncode == 0, again.stderr
+    assert int(again.stdout.split()[-1]) == channels * len(rows) - written  # only what was missing
+    for payment in Payment.objects.all():
+        receipts = Notice.objects.filter(event="payment_receipt", object_id=str(payment.pk))
+        assert receipts.count() == channels and receipts.values("channel").distinct().count() == channels

@@ -26,10 +26,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_a_big_files_receipts_written_on_two_connections_one_per_payment_and_channel_as_notify_words_them(
         tmp_path, settings, monkeypatch):
     settings.MEDIA_ROOT = tmp_path / "media"
-    # "big": receipts are the import's follow-up task, and its blocks of 3 lines run two at a time
+    # "big": receipts are the import's follow-up task, and its blocks of 3 lines (the import's chunks) run two at
+    # a time
     settings.REPAYDESK = {**settings.REPAYDESK, "INLINE_RECEIPTS_MAX": 0, "IMPORT_WORKERS": 2,
-                          "IMPORT_PARALLEL_MIN_ROWS": 0}
-    monkeypatch.setattr(bulk_notices, "RECEIPTS_BLOCK", 3)
+                          "IMPORT_PARALLEL_MIN_ROWS": 0, "IMPORT_CHUNK": 3}
     reference_data.ensure()
     channel = Channel.objects.get(code="std")
     loans = [make_loan(i, channel) for i in range(1, 9)]

@@ -32,6 +32,7 @@ from notices.models import Channel as NoticeChannel
 from notices.models import ChannelPreference, NoticeStatus
 from notices.services.outbox import dedupe_key, wake_dispatcher
 from notices.services.rules import next_allowed_time
+from servicing.services.debits.faults import fault
 from servicing.sql import chunk_settings, run_chunks_in_threads
 
 
@@ -201,12 +202,11 @@ SELECT d.payment_id
    AND d.payment_id IS NOT NULL
  ORDER BY d.result_line"""
 
-RECEIPTS_BLOCK = 20000
-
-
 def file_line_ranges(result_file_id: int, size: int | None = None) -> list[tuple[int, int]]:
-    """The file's answered lines as ranges (after, up to] of `size` lines (default RECEIPTS_BLOCK)."""
-    size = size or RECEIPTS_BLOCK
+    """The file's answered lines as ranges (after, up to] of `size` lines (default: the import's chunk size)."""
+    from .results import chunk_size
+
+    size = size or chunk_size()
     with connection.cursor() as cur:
         # the file's last answer from the end of its index (a MAX() here, planned on statistics that do not know
         # the file yet, read every answer of a 1M-row file: 0.3 s)
@@ -254,8 +254,9 @@ def file_receipts(result_file_id: int) -> dict:
 
 def queue_file_receipts(result_file_id: int) -> int:
     """django-q2 task: payment_receipt for every succeeded payment of a result file, set-based, in blocks
-    of RECEIPTS_BLOCK lines, each one transaction; a big file's blocks on as many connections at once as its
-    import's chunks (results.chunk_workers). Re-running it (at-least-once delivery) queues nothing new."""
+    of lines as the import's chunks, each one transaction; a big file's blocks on as many connections at once
+    as its import's chunks (results.chunk_workers). Re-running it (at-least-once delivery, or after a worker was
+    killed) queues only what is missing."""
     from django.db import transaction
 
     from .results import chunk_workers
@@ -272,10 +273,11 @@ def queue_file_receipts(result_file_id: int) -> int:
 
     n_workers = chunk_workers(len(ranges), ranges[-1][1] if ranges else 0)
     if n_workers == 1:
-        for lines in ranges:
+        for n, lines in enumerate(ranges, start=1):
             one_block(lines)
+            fault("receipts_block", n)
     else:
-        run_chunks_in_threads(one_block, ranges, n_workers)
+        run_chunks_in_threads(one_block, ranges, n_workers, after_each=lambda n: fault("receipts_block", n))
     return sum(queued)
 
 

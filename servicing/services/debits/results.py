@@ -63,7 +63,8 @@ class _Rollback(Exception):
     pass
 
 
-def _chunk_size() -> int:
+def chunk_size() -> int:
+    """Lines of a result file applied in one transaction (and, after it, receipted in one)."""
     return int(os.environ.get("REPAYDESK_IMPORT_CHUNK") or settings.REPAYDESK.get("IMPORT_CHUNK", 20000))
 
 
@@ -494,7 +495,7 @@ def _process(rf, channel, layout, stage, table, business_date, user) -> dict:
         cur.execute(f"SELECT COALESCE(MAX(line_no), 0) FROM {table}")
         (max_line,) = cur.fetchone()
 
-    size = _chunk_size()
+    size = chunk_size()
     starts = list(range(0, max_line + 1, size))
     actor = user.get_username() if getattr(user, "is_authenticated", False) else "system"
     workers = chunk_workers(len(starts), max_line)
