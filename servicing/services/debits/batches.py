@@ -35,7 +35,7 @@ from django.utils import timezone
 from servicing.models import Channel, DebitBatch
 from servicing.models.debits import BatchStatus
 from servicing.services import audit
-from servicing.sql import chunk_settings, read_by_index, run_chunks_in_threads
+from servicing.sql import chunk_settings, read_by_index, run_chunks
 
 from .faults import fault
 from .profiles import debit_layout, pg_date_format
@@ -230,11 +230,7 @@ def _build_chunks(batch_id: int, workers: int) -> None:
     """Every chunk not yet in, `workers` at a time, each in its own transaction (a connection per thread)."""
     stats = DebitBatch.objects.values_list("stats", flat=True).get(pk=batch_id)
     todo = [c for c in range(stats["chunks"]) if str(c) not in stats["done"]]
-    if workers == 1 or len(todo) <= 1:
-        for chunk in todo:
-            build_debit_batch_chunk(batch_id, chunk)
-        return
-    run_chunks_in_threads(lambda chunk: build_debit_batch_chunk(batch_id, chunk), todo, workers)
+    run_chunks(lambda chunk: build_debit_batch_chunk(batch_id, chunk), todo, workers)
 
 
 def build_debit_batch_chunk(batch_id: int, chunk: int) -> dict:

@@ -33,7 +33,7 @@ from notices.models import ChannelPreference, NoticeStatus
 from notices.services.outbox import dedupe_key, wake_dispatcher
 from notices.services.rules import next_allowed_time
 from servicing.services.debits.faults import fault
-from servicing.sql import chunk_settings, run_chunks_in_threads
+from servicing.sql import chunk_settings, run_chunks
 
 
 def bulk_threshold() -> int:
@@ -271,13 +271,8 @@ def queue_file_receipts(result_file_id: int) -> int:
             if block := file_payments(result_file_id, lines):
                 queued.append(queue_receipts(block))
 
-    n_workers = chunk_workers(len(ranges), ranges[-1][1] if ranges else 0)
-    if n_workers == 1:
-        for n, lines in enumerate(ranges, start=1):
-            one_block(lines)
-            fault("receipts_block", n)
-    else:
-        run_chunks_in_threads(one_block, ranges, n_workers, after_each=lambda n: fault("receipts_block", n))
+    run_chunks(one_block, ranges, chunk_workers(len(ranges), ranges[-1][1] if ranges else 0),
+               after_each=lambda n: fault("receipts_block", n))
     return sum(queued)
 
 

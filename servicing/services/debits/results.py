@@ -41,7 +41,7 @@ from django.utils import timezone
 from servicing.models import Channel, DebitBatch, ResultFile
 from servicing.models.debits import BatchStatus, ResultFileStatus
 from servicing.services import audit
-from servicing.sql import chunk_settings, define_trigger_settings, run_chunks_in_threads
+from servicing.sql import chunk_settings, define_trigger_settings, run_chunks
 
 from .answers import keep_earlier_answers
 from .bulk_notices import file_receipts
@@ -505,12 +505,7 @@ def _process(rf, channel, layout, stage, table, business_date, user) -> dict:
         with transaction.atomic(), pghistory.context(source="import_debit_results", result_file=rf.pk):
             _apply_chunk(rf, table, start, min(start + size - 1, max_line), business_date, actor)
 
-    if workers == 1:
-        for chunk_no, start in enumerate(starts, start=1):
-            one_chunk(start)
-            fault("import_chunk", chunk_no)
-    else:
-        run_chunks_in_threads(one_chunk, starts, workers, after_each=lambda n: fault("import_chunk", n))
+    run_chunks(one_chunk, starts, workers, after_each=lambda n: fault("import_chunk", n))
 
     summary = _summary(table, channel)
     batch_ids = summary.pop("_batch_ids")
