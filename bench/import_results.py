@@ -4,10 +4,12 @@ defaults, parse + stage within 3× of psql \\copy, memory flat).
     export DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_import PYTHONWARNINGS=ignore
     .venv/bin/python bench/import_results.py --rows 100000               # 100k: a few minutes
     .venv/bin/python bench/import_results.py --rows 1000000              # 1M: the real figure
+    .venv/bin/python bench/import_results.py --rows 1000000 --insufficient 50   # a month-end file: half fail
 
 1. Generates N due loans set-based (bench/debit_batch.py `generate`), builds and exports the std batch,
    and writes the result file from it with a COPY: 93 % SUCCESS, 4 % insufficient funds, 2 % PENDING,
    1 % channel down (institution-side stays under the 5 % incident threshold), plus 0.1 % account frozen.
+   `--insufficient P` fails P % for insufficient funds instead of 4 % (taken from the successes).
    Then `VACUUM ANALYZE servicing_debit`, timed apart: what autovacuum does in the hours between the export and
    the bank's file (the export leaves a dead version of every debit; autovacuum may be off on a test server).
 2. psql \\copy of the same file into an UNLOGGED table (the floor for parse + stage).
@@ -43,25 +45,28 @@ from debit_batch import generate  # noqa: E402
 
 RESULT_SQL = """
 COPY (SELECT d.reference, d.amount::text,
-             CASE WHEN d.id %% 1000 = 7 THEN 'FAILED' WHEN k < 93 THEN 'SUCCESS' WHEN k < 97 THEN 'FAILED'
+             CASE WHEN d.id %% 1000 = 7 THEN 'FAILED' WHEN k < %(s)s THEN 'SUCCESS' WHEN k < 97 THEN 'FAILED'
                   WHEN k < 99 THEN 'PENDING' ELSE 'FAILED' END,
              CASE WHEN d.id %% 1000 = 7 THEN '63'
-                  WHEN k < 93 THEN '00' WHEN k < 97 THEN '64' WHEN k < 99 THEN '04' ELSE '02' END,
-             CASE WHEN k < 93 THEN '交易成功' ELSE '失败' END,
-             CASE WHEN k < 93 AND d.id %% 1000 <> 7 THEN to_char(%(d)s::date, 'YYYY-MM-DD') ELSE '' END,
-             CASE WHEN k < 93 THEN 'UP' || d.id ELSE '' END
+                  WHEN k < %(s)s THEN '00' WHEN k < 97 THEN '64' WHEN k < 99 THEN '04' ELSE '02' END,
+             CASE WHEN k < %(s)s THEN '交易成功' ELSE '失败' END,
+             CASE WHEN k < %(s)s AND d.id %% 1000 <> 7 THEN to_char(%(d)s::date, 'YYYY-MM-DD') ELSE '' END,
+             CASE WHEN k < %(s)s THEN 'UP' || d.id ELSE '' END
         FROM (SELECT x.*, (x.id * 7919) %% 100 AS k FROM servicing_debit x WHERE x.batch_id = %(b)s) d
        ORDER BY d.id)
 TO STDOUT WITH (FORMAT csv)
 """
 
 
-def write_result_file(path: Path, batch_id: int, d: date) -> int:
+def write_result_file(path: Path, batch_id: int, d: date, insufficient: int = 4) -> int:
+    """The bank's answer to the batch; `insufficient`: percent of lines failed for insufficient funds (taken
+    from the successes: 93 % succeed at the default 4)."""
     header = "reference,amount,status,code,message,settled_on,channel_txn_id\r\n"
     n = 0
     with open(path, "wb") as fh, common.raw_cursor() as cur:
         fh.write("\ufeff".encode() + header.encode())
-        with cur.copy(RESULT_SQL.replace("%%", "%").replace("%(d)s", f"'{d}'").replace("%(b)s", str(batch_id))) as cp:
+        with cur.copy(RESULT_SQL.replace("%%", "%").replace("%(d)s", f"'{d}'").replace("%(b)s", str(batch_id))
+                      .replace("%(s)s", str(97 - insufficient))) as cp:
             for block in cp:
                 data = bytes(block).replace(b"\n", b"\r\n")
                 n += data.count(b"\r\n")
@@ -195,6 +200,9 @@ def main(argv=None) -> int:
     ap.add_argument("--baseline-sample", type=int, default=20000)
     ap.add_argument("--full-baseline-sample", type=int, default=2000,
                     help="rows for the import-export baseline that does the import's work (posting per row)")
+    ap.add_argument("--insufficient", type=int, default=4, choices=range(0, 98), metavar="PERCENT",
+                    help="lines failed for insufficient funds, taken from the successes (default 4: 93 %% succeed); "
+                         "e.g. 50 for a month-end file where half the borrowers could not pay")
     ap.add_argument("--verify", action=argparse.BooleanOptionalAction, default=None)
     ap.add_argument("--workers", type=int, default=None,
                     help="chunks applied at once (REPAYDESK_IMPORT_WORKERS; default: the setting, 2)")
@@ -220,7 +228,7 @@ def main(argv=None) -> int:
     batch = create_debit_batch(d, ctx["channel"]).batch
     export_debit_batch(batch, tmp / "batch.csv")
     path = tmp / "result.csv"
-    rows = write_result_file(path, batch.pk, d)
+    rows = write_result_file(path, batch.pk, d, args.insufficient)
     print(f"  result file: {rows:,} rows, {path.stat().st_size / 1e6:.1f} MB")
     # The bank's file comes back hours after the export, and autovacuum has by then cleared the dead version the
     # export left of every debit it marked submitted. Autovacuum is off on some servers (this benchmark's

@@ -166,7 +166,7 @@ def test_end_to_end_every_category(ref_data, notices, tmp_path, settings, code, 
     else:
         (context,) = [c for e, lid, _, c in notices.calls
                       if e == "debit_failed" and lid == by_cat["insufficient_funds"].loan_id]
-        assert context["next_retry_on"] == d1.isoformat() and d1.isoformat() in context["next_step"]
+        assert d1.isoformat() in context["next_step"] and context["reason"] == "扣款账户余额不足"
     assert RetryState.objects.get(instalment__loan=by_cat["limit_daily_monthly"].loan).next_retry_on == d1
     assert RetryState.objects.get(instalment__loan=by_cat["channel_down"].loan).status == "scheduled"
     for cat in ("limit_single", "unclassified"):

@@ -51,6 +51,15 @@ PLAIN_REASON = {
     "unclassified": _("银行返回其他原因"),
 }
 
+# what happens next, in the borrower's language (debit_failed's next_step; the template adds the full stop)
+NEXT_STEP = {
+    "zh-hans": {"retry": "我们将于 {date} 再次尝试扣款，您也可以通过 {url} 主动还款",
+                "last": "本期不再自动扣款，请通过 {url} 主动还款，逾期将产生罚息并影响征信"},
+    "en": {"retry": "We will try the debit again on {date}; you can also pay now at {url}",
+           "last": "There will be no further automatic debit for this instalment; please pay at {url}, as a late "
+                   "payment incurs penalty interest and is reported to the credit bureau"},
+}
+
 ACTION_TEXT = {
     "retry": "retry scheduled", "stop": "no retry", "suspend": "mandate suspended, no retry",
     "cancel": "mandate cancelled, no retry", "wait": "await result", "post": "posted as paid",

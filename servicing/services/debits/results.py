@@ -26,7 +26,6 @@ import csv
 import hashlib
 import io
 import itertools
-import json
 import os
 import re
 from datetime import date
@@ -45,7 +44,7 @@ from servicing.sql import chunk_settings, define_trigger_settings, run_chunks
 
 from .answers import keep_earlier_answers
 from .bulk_notices import file_receipts
-from .failures import Failure, apply_failures
+from .failures import apply_failed_debits
 from .faults import fault
 from .policy import CATEGORIES
 from .posting import post_succeeded_debits
@@ -582,11 +581,11 @@ def _apply_chunk(rf: ResultFile, table: str, lo: int, hi: int, business_date: da
         # scan every debit and staged row per chunk (or loop over the retry states once per payment). Only the
         # columns joined or filtered on: the statistics of the others cost as much and guide nothing
         cur.execute("ANALYZE _applied (debit_id, loan_id, line_no, outcome)")
-        cur.execute("SELECT debit_id, category, failed_on FROM _applied WHERE outcome = 'failed'")
-        failed = [Failure(debit_id=r[0], category=r[1], failed_on=business_date or r[2]) for r in cur.fetchall()]
         # the failures' actions first (retry states, mandates, borrower notices), so that each debit's answer is
-        # written once with the action taken
-        actions = apply_failures(failed)
+        # written once with the action taken (temp table _failure_action)
+        cur.execute("CREATE TEMP TABLE _failed ON COMMIT DROP AS SELECT debit_id, category, "
+                    "COALESCE(%s, failed_on) AS failed_on FROM _applied WHERE outcome = 'failed'", [business_date])
+        apply_failed_debits("_failed")
         # an unknown debit's answer is replaced by this one: kept first, unless it is this very line (a re-run of
         # this file after a crash)
         keep_earlier_answers(cur, """d.id = ANY(ARRAY(
@@ -607,23 +606,22 @@ def _apply_chunk(rf: ResultFile, table: str, lo: int, hi: int, business_date: da
                    result_message = left(c.message, 200), result_status = left(COALESCE(c.raw_status, ''), 40),
                    result_action = CASE a.outcome WHEN 'succeeded' THEN 'posted as paid'
                                                   WHEN 'unknown' THEN 'await result'
-                                                  ELSE COALESCE(%(actions)s::jsonb ->> a.debit_id::text, 'per policy')
+                                                  ELSE COALESCE(fa.action_text, 'per policy')
                                    END,
                    result_on = COALESCE(%(bd)s, a.failed_on), result_file_id = %(rf)s, result_line = a.line_no,
                    settled_on = c.settled_on, channel_txn_id = left(c.channel_txn_id, 64),
                    payment_id = COALESCE(pm.id, d.payment_id), updated_at = now()
               FROM _applied a JOIN {table} c ON c.line_no = a.line_no
               LEFT JOIN _pmt pm ON pm.debit_id = a.debit_id
+              LEFT JOIN _failure_action fa ON fa.debit_id = a.debit_id  -- by its index (failures.py)
              WHERE d.id = a.debit_id AND d.id = ANY(ARRAY(SELECT debit_id FROM _applied))  -- by key, not a scan""",
-                    # the failures' actions as one object looked up per row: joined as an unnest, the planner
-                    # estimated it at 100 rows and scanned it once per debit (330 s instead of 48 s for 1M rows)
-                    {"rf": rf.pk, "bd": business_date, "actions": json.dumps({str(k): v for k, v in actions.items()})})
+                    {"rf": rf.pk, "bd": business_date})
 
     post_succeeded_debits("_succ", before_slow=update_debits, audit_on=("servicing.resultfile", rf.pk),
                           audit_data={"lines": f"{max(lo, 1)}-{hi}"}, actor=actor)
     # the receipts of the payments are a follow-up step of the file (bulk_notices.file_receipts), not here
     with connection.cursor() as cur:
-        cur.execute("DROP TABLE _applied, _succ")
+        cur.execute("DROP TABLE _applied, _succ, _failed, _failure_action")
 
 
 def _summary(table: str, channel: Channel) -> dict:
