@@ -127,3 +127,24 @@ def test_each_failure_gets_its_action_its_retry_and_words_in_the_borrowers_langu
     # the same answer applied again (a re-run): the borrower is not told twice
     assert apply_failures(failed[4:5]) == {failed[4].debit_id: "no retry"}
     assert Notice.objects.filter(event="debit_failed", object_id=str(failed[4].debit_id)).count() == 2
+
+
+def test_failures_applied_one_at_a_time_in_one_transaction_take_no_more_locks(failed):
+    """A caller applying failures one by one in one long transaction (as django-import-export would, a row at a
+    time): each call reuses the transaction's work tables. Created and dropped per call, each held a lock until
+    the commit, and a thousand calls ran the server out of lock slots ("out of shared memory")."""
+    from django.db import connection
+
+    def locks() -> int:
+        with connection.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM pg_locks WHERE pid = pg_backend_pid()")
+            return cur.fetchone()[0]
+
+    with transaction.atomic():
+        apply_failures(failed)
+        for failure in failed:  # every table and lock mode the calls use, once
+            apply_failures([failure])
+        held = locks()
+        for failure in failed * 3:
+            apply_failures([failure])
+        assert locks() == held

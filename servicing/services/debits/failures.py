@@ -59,10 +59,31 @@ def failure_context(wording: dict, *, category: str, amount: str, next_retry_on:
             "next_step": step.replace("{date}", next_retry_on).replace("{url}", url)}
 
 
+# The work tables, made once per transaction and emptied for each call: one caller may apply failures one at a
+# time in a long transaction (a table created and dropped per call holds a lock each until commit, and a
+# thousand calls ran out of lock slots). _failure_action is joined by debit id to a chunk's answers: with the
+# chunk's debits estimated at a few rows (they are read by key), the planner loops over it once per answer; by
+# its index, that loop is a probe each.
+FAILURE_COLUMNS = """debit_id bigint, category text, failed_on date, reference text, amount numeric, loan_id bigint,
+    instalment_id bigint, mandate_id bigint, mandate_status text, product_id bigint, first_failed_on date,
+    failures_before int, retries_used int"""
+WORK_TABLES_SQL = f"""
+CREATE TEMP TABLE IF NOT EXISTS _failure ({FAILURE_COLUMNS}) ON COMMIT DROP;
+CREATE TEMP TABLE IF NOT EXISTS _failure_related (debit_id bigint, category text, failed_on date, product_id bigint,
+    loan_id bigint, instalment_id bigint, first_failed_on date, failures int, retries_used int) ON COMMIT DROP;
+CREATE TEMP TABLE IF NOT EXISTS _failure_rule (product_id bigint, category text, first_failed_on date, failed_on date,
+    retries_used int, next_retry_on date, status text, action text, action_text text, alert_ops boolean,
+    notify text) ON COMMIT DROP;
+CREATE TEMP TABLE IF NOT EXISTS _failure_action ({FAILURE_COLUMNS}, next_retry_on date, status text, action text,
+    action_text text, alert_ops boolean, told boolean) ON COMMIT DROP;
+CREATE UNIQUE INDEX IF NOT EXISTS _failure_action_debit ON _failure_action (debit_id);
+TRUNCATE _failure, _failure_related, _failure_rule, _failure_action
+"""
+
 # The failures of `source` (debit_id, category, failed_on) with what their actions need; each row's debit,
 # mandate, loan and retry state read by key (a join could hash a whole table for a chunk's rows).
 FAILURES_SQL = """
-CREATE TEMP TABLE _failure ON COMMIT DROP AS
+INSERT INTO _failure
 SELECT f.debit_id, f.category, f.failed_on, d.reference, d.amount, d.loan_id, d.instalment_id, d.mandate_id,
        m.status AS mandate_status, l.product_id,
        COALESCE(rs.first_failed_on, f.failed_on) AS first_failed_on, COALESCE(rs.failures, 0) AS failures_before,
@@ -78,7 +99,7 @@ SELECT f.debit_id, f.category, f.failed_on, d.reference, d.amount, d.loan_id, d.
 
 # the loan's other instalments still being retried: each is retried on the schedule of this failure's policy
 RELATED_SQL = """
-CREATE TEMP TABLE _failure_related ON COMMIT DROP AS
+INSERT INTO _failure_related
 SELECT f.debit_id, f.category, f.failed_on, f.product_id, f.loan_id, s.instalment_id, s.first_failed_on,
        s.failures, s.retries_used
   FROM _failure f
@@ -91,7 +112,7 @@ SELECT f.debit_id, f.category, f.failed_on, f.product_id, f.loan_id, s.instalmen
 RULE_KEY = ("product_id", "category", "first_failed_on", "failed_on", "retries_used")
 
 ACTIONS_SQL = """
-CREATE TEMP TABLE _failure_action ON COMMIT DROP AS
+INSERT INTO _failure_action
 SELECT f.*, r.next_retry_on, r.status, r.action, r.action_text, r.alert_ops,
        (r.notify = 'always' OR (r.notify = 'first' AND f.failures_before = 0)) AS told
   FROM _failure f JOIN _failure_rule r USING (product_id, category, first_failed_on, failed_on, retries_used)
@@ -164,29 +185,27 @@ def apply_failures(failures: list[Failure]) -> dict[int, str]:
     if not failures:
         return {}
     with transaction.atomic(), connection.cursor() as cur:
-        cur.execute("CREATE TEMP TABLE _failed_in ON COMMIT DROP AS SELECT * FROM unnest(%s::bigint[], %s::text[], "
-                    "%s::date[]) AS f(debit_id, category, failed_on)",
+        cur.execute("CREATE TEMP TABLE IF NOT EXISTS _failed_in (debit_id bigint, category text, failed_on date) "
+                    "ON COMMIT DROP; TRUNCATE _failed_in")
+        cur.execute("INSERT INTO _failed_in SELECT * FROM unnest(%s::bigint[], %s::text[], %s::date[])",
                     [[f.debit_id for f in failures], [f.category for f in failures], [f.failed_on for f in failures]])
         apply_failed_debits("_failed_in")
         cur.execute("SELECT debit_id, action_text FROM _failure_action")
-        actions = dict(cur.fetchall())
-        cur.execute("DROP TABLE _failed_in, _failure_action")
-    return actions
+        return dict(cur.fetchall())
 
 
 def apply_failed_debits(source: str) -> int:
     """Apply the category actions of the failed debits in temp table `source` (debit_id, category, failed_on),
-    in the caller's transaction. Leaves temp table `_failure_action` (debit_id, action_text, …) for the
-    caller to record each debit's action, and to drop. Returns the failures applied."""
+    in the caller's transaction. Leaves temp table `_failure_action` (debit_id, action_text, …, indexed on
+    debit_id) for the caller to record each debit's action, until the next call or the commit. Returns the
+    failures applied."""
     with connection.cursor() as cur:
+        cur.execute(WORK_TABLES_SQL)
         cur.execute(FAILURES_SQL.format(source=source))
         cur.execute(RELATED_SQL)
         cur.execute(f"SELECT DISTINCT {', '.join(RULE_KEY)} FROM _failure "
                     f"UNION SELECT DISTINCT {', '.join(RULE_KEY)} FROM _failure_related")
         combos = cur.fetchall()
-        cur.execute("""CREATE TEMP TABLE _failure_rule (product_id bigint, category text, first_failed_on date,
-                           failed_on date, retries_used int, next_retry_on date, status text, action text,
-                           action_text text, alert_ops boolean, notify text) ON COMMIT DROP""")
         rules = _rules(combos)
         if rules:
             cur.execute("INSERT INTO _failure_rule SELECT * FROM unnest(%s::bigint[], %s::text[], %s::date[], "
@@ -194,9 +213,6 @@ def apply_failed_debits(source: str) -> int:
                         "%s::text[])", [list(col) for col in zip(*rules, strict=True)])
         cur.execute("ANALYZE _failure (debit_id, loan_id)")
         cur.execute(ACTIONS_SQL)
-        # joined by debit id to the chunk's answers: with the chunk's debits estimated at a few rows (they are read
-        # by key), the planner loops over this table once per answer; by its index, that loop is a probe each
-        cur.execute("CREATE UNIQUE INDEX ON _failure_action (debit_id)")
         cur.execute("ANALYZE _failure_action (debit_id)")
         n = _count(cur, "_failure_action")
         if n:
@@ -204,7 +220,6 @@ def apply_failed_debits(source: str) -> int:
             _act_on_mandates(cur)
             _notify(cur)
             cur.execute(UPSERT_STATES_SQL)
-        cur.execute("DROP TABLE _failure, _failure_related, _failure_rule")
     return n
 
 

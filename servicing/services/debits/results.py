@@ -621,7 +621,7 @@ def _apply_chunk(rf: ResultFile, table: str, lo: int, hi: int, business_date: da
                           audit_data={"lines": f"{max(lo, 1)}-{hi}"}, actor=actor)
     # the receipts of the payments are a follow-up step of the file (bulk_notices.file_receipts), not here
     with connection.cursor() as cur:
-        cur.execute("DROP TABLE _applied, _succ, _failed, _failure_action")
+        cur.execute("DROP TABLE _applied, _succ, _failed")
 
 
 def _summary(table: str, channel: Channel) -> dict:
