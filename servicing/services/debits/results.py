@@ -319,7 +319,7 @@ def _classify_sql(layout: FileLayout, stage: str, table: str) -> str:
             regex += "\\" + fmt[i] if not fmt[i].isalnum() else fmt[i]
             at += 1
             i += 1
-    y, m, d = (f"substr(s.settled_on, {pos[t] + 1}, {width[t]})::int" for t in ("%Y", "%m", "%d"))
+    y, m, d = (f"substr(v.settled_on, {pos[t] + 1}, {width[t]})::int" for t in ("%Y", "%m", "%d"))
     amount_regex = r"^\d+$" if layout.amount_unit == "fen" else r"^\d+(\.\d{1,2})?$"
     amount_expr = "(s.amount::numeric / 100)" if layout.amount_unit == "fen" else "s.amount::numeric"
     return f"""
@@ -329,12 +329,7 @@ def _classify_sql(layout: FileLayout, stage: str, table: str) -> str:
                COALESCE(s.code, '') AS code, COALESCE(s.message, '') AS message,
                COALESCE(s.channel_txn_id, '') AS channel_txn_id,
                CASE WHEN s.amount ~ '{amount_regex}' THEN round({amount_expr}, 2) END AS amount,
-               sv.outcome AS status_outcome, cm.category AS code_category,
-               CASE WHEN s.settled_on ~ '^{regex}$' THEN  -- nested: AND does not promise an order
-                    CASE WHEN {y} BETWEEN 1900 AND 2999 AND {m} BETWEEN 1 AND 12
-                              AND {d} BETWEEN 1 AND extract(day FROM make_date({y}, {m}, 1)
-                                                                   + interval '1 month - 1 day')::int
-                         THEN make_date({y}, {m}, {d}) END END AS settled_on,
+               sv.outcome AS status_outcome, cm.category AS code_category, dt.settled_on_date AS settled_on,
                d.id AS debit_id, d.loan_id, d.amount AS debit_amount, d.status AS debit_status,
                b.business_date AS batch_date, b.id AS batch_id, b.channel_id,
                -- a reference's second and later lines (a hash of the few repeated references, not a sort of
@@ -345,6 +340,15 @@ def _classify_sql(layout: FileLayout, stage: str, table: str) -> str:
           LEFT JOIN unnest(%(cc)s::text[], %(cg)s::text[]) AS cm(code, category) ON cm.code = s.code
           LEFT JOIN (SELECT reference, min(line_no) AS first_line FROM {stage}
                       GROUP BY reference HAVING count(*) > 1) dup ON dup.reference = s.reference
+          -- each distinct settlement date of the file parsed once (a file has a handful; parsed on every row,
+          -- its checks were a third of this statement's work)
+          LEFT JOIN (SELECT v.settled_on,
+                            CASE WHEN v.settled_on ~ '^{regex}$' THEN  -- nested: AND does not promise an order
+                                 CASE WHEN {y} BETWEEN 1900 AND 2999 AND {m} BETWEEN 1 AND 12
+                                           AND {d} BETWEEN 1 AND extract(day FROM make_date({y}, {m}, 1)
+                                                                                + interval '1 month - 1 day')::int
+                                      THEN make_date({y}, {m}, {d}) END END AS settled_on_date
+                       FROM (SELECT DISTINCT settled_on FROM {stage}) v) dt ON dt.settled_on = s.settled_on
           LEFT JOIN servicing_debit d ON d.reference = s.reference
           LEFT JOIN servicing_debitbatch b ON b.id = d.batch_id
     ), outcome AS (
@@ -465,7 +469,9 @@ def _process(rf, channel, layout, stage, table, business_date, user) -> dict:
     params = {"sw": list(statuses), "so": list(statuses.values()), "cc": list(codes), "cg": list(codes.values())}
     with connection.cursor() as cur:
         cur.execute(f"DROP TABLE IF EXISTS {table}")  # left behind by a killed run
-        cur.execute(_classify_sql(layout, stage, table), params)
+        with transaction.atomic():
+            chunk_settings(cur)  # its hashes of every reference in memory, not in batches on disk
+            cur.execute(_classify_sql(layout, stage, table), params)
         cur.execute(f"CREATE INDEX ON {table} (line_no)")
         # the rows of another channel's debits first, then the first of them (not a walk of every row in line
         # order looking for one, the plan the table's missing statistics led to: 0.3 s for 1M rows)
