@@ -115,7 +115,24 @@ def _copy_notices(rows: list[tuple]) -> None:
         cur.execute("DROP TABLE _queued_notices")
 
 
-RECEIPTS_SQL = """
+# The outbox row as notices.services.outbox.queue writes it, for the set-based INSERT … SELECTs (here and
+# failures.py): its columns, its dedupe key (outbox.dedupe_key, per channel `ch.channel`) and the masked contract
+# number of the common context (Loan.masked_contract_no).
+OUTBOX_INSERT = """INSERT INTO notices_notice (event, channel, language, borrower_id, loan_id, object_type, object_id,
+                            on_date, dedupe_key, status, collection, context, scheduled_for, cause_at, attempts,
+                            subject, body, provider_ref, last_error, created_at)"""
+
+
+def dedupe_key_sql(event: str, object_type: str, object_id: str, on_date: str) -> str:
+    return f"'{event}:{object_type}:' || {object_id} || ':' || to_char({on_date}, 'YYYY-MM-DD') || ':' || ch.channel"
+
+
+def masked_contract_sql(contract_no: str) -> str:
+    return (f"CASE WHEN length({contract_no}) > 8 THEN left({contract_no}, 4) || '****' || right({contract_no}, 4) "
+            f"ELSE {contract_no} END")
+
+
+RECEIPTS_SQL = f"""
 WITH p AS MATERIALIZED (
     SELECT pm.id, pm.loan_id, pm.amount, pm.credited_amount, pm.value_date, l.contract_no, l.status AS loan_status,
            b.id AS borrower_id, b.name AS borrower_name, b.email,
@@ -167,17 +184,12 @@ WITH p AS MATERIALIZED (
            ORDER BY i.due_date, i.id LIMIT 1) nx ON p.loan_status <> 'settled'
       LEFT JOIN paid ON paid.payment_id = p.id
 )
-INSERT INTO notices_notice (event, channel, language, borrower_id, loan_id, object_type, object_id, on_date,
-                            dedupe_key, status, collection, context, scheduled_for, cause_at, attempts,
-                            subject, body, provider_ref, last_error, created_at)
+{OUTBOX_INSERT}
 SELECT 'payment_receipt', ch.channel, c.language, c.borrower_id, c.loan_id, 'servicing.payment', c.id::text,
-       c.value_date,
-       'payment_receipt:servicing.payment:' || c.id || ':' || to_char(c.value_date, 'YYYY-MM-DD') || ':' || ch.channel,
+       c.value_date, {dedupe_key_sql("payment_receipt", "servicing.payment", "c.id", "c.value_date")},
        CASE WHEN op.channel IS NOT NULL THEN 'suppressed' ELSE 'queued' END, false,
        jsonb_build_object('borrower_name', c.borrower_name,
-                          'contract_no', CASE WHEN length(c.contract_no) > 8
-                                              THEN left(c.contract_no, 4) || '****' || right(c.contract_no, 4)
-                                              ELSE c.contract_no END,
+                          'contract_no', {masked_contract_sql("c.contract_no")},
                           'lender_name', %(lender)s::text, 'service_phone', %(phone)s::text, 'pay_url', %(pay)s::text,
                           'amount', to_char(c.amount, %(fmt)s), 'value_date', to_char(c.value_date, 'YYYY-MM-DD'),
                           'paid_for', c.paid_for, 'next_step', c.next_step),

@@ -24,6 +24,7 @@ from servicing.models.debits import RetryStatus
 from servicing.models.mandates import CancelCause, MandateStatus
 from servicing.services import audit
 
+from .bulk_notices import OUTBOX_INSERT, dedupe_key_sql, masked_contract_sql
 from .policy import ACTION_TEXT, NEXT_STEP, PLAIN_REASON, next_retry, policy_for
 
 logger = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ ON CONFLICT (instalment_id) DO UPDATE
 """
 
 # debit_failed for the borrowers told, as notices.services.events.notify writes it (failure_context's words)
-NOTICES_SQL = """
+NOTICES_SQL = f"""
 WITH x AS MATERIALIZED (
     SELECT a.debit_id, a.loan_id, a.failed_on, a.category, a.amount, a.next_retry_on, l.contract_no,
            b.id AS borrower_id, b.name AS borrower_name, b.email,
@@ -153,25 +154,20 @@ WITH x AS MATERIALIZED (
     SELECT x.*, %(pay)s::text || x.contract_no || '/' AS url, (%(words)s::jsonb -> x.language) AS w
       FROM x
 )
-INSERT INTO notices_notice (event, channel, language, borrower_id, loan_id, object_type, object_id, on_date,
-                            dedupe_key, status, collection, context, scheduled_for, cause_at, attempts,
-                            subject, body, provider_ref, last_error, created_at)
+{OUTBOX_INSERT}
 SELECT 'debit_failed', ch.channel, c.language, c.borrower_id, c.loan_id, 'servicing.debit', c.debit_id::text,
-       c.failed_on,
-       'debit_failed:servicing.debit:' || c.debit_id || ':' || to_char(c.failed_on, 'YYYY-MM-DD') || ':' || ch.channel,
+       c.failed_on, {dedupe_key_sql("debit_failed", "servicing.debit", "c.debit_id", "c.failed_on")},
        'queued', %(collection)s,
        jsonb_build_object(
            'borrower_name', c.borrower_name,
-           'contract_no', CASE WHEN length(c.contract_no) > 8
-                               THEN left(c.contract_no, 4) || '****' || right(c.contract_no, 4)
-                               ELSE c.contract_no END,
+           'contract_no', {masked_contract_sql("c.contract_no")},
            'lender_name', %(lender)s::text, 'service_phone', %(phone)s::text, 'pay_url', c.url,
            'amount', to_char(c.amount, 'FM999,999,999,999,990.00'),
            'reason', COALESCE(c.w -> 'reasons' ->> c.category, c.w -> 'reasons' ->> 'unclassified'),
            'next_step', CASE WHEN c.next_retry_on IS NOT NULL
-                             THEN replace(replace(c.w ->> 'retry', '{date}', to_char(c.next_retry_on, 'YYYY-MM-DD')),
-                                          '{url}', c.url)
-                             ELSE replace(c.w ->> 'last', '{url}', c.url) END),
+                             THEN replace(replace(c.w ->> 'retry', '{{date}}', to_char(c.next_retry_on, 'YYYY-MM-DD')),
+                                          '{{url}}', c.url)
+                             ELSE replace(c.w ->> 'last', '{{url}}', c.url) END),
        %(scheduled)s, NULL, 0, '', '', '', '', now()
   FROM c CROSS JOIN unnest(%(channels)s::text[]) AS ch(channel)
  WHERE ch.channel <> 'email' OR c.email <> ''
