@@ -61,6 +61,10 @@ def seed(ctx) -> None:
         ctx.lines.append("debits: demo batch already present")
         return
     loans = [_demo_loan(ctx, i, channel) for i in range(len(CATEGORY_ROWS) + 2)]
+    # the insufficient-funds borrower reads English: the failure notice comes in English (reason, next step)
+    english = loans[1].borrower
+    english.language = "en"
+    english.save(update_fields=["language"])
     returned = _demo_loan(ctx, 41, channel)
     missed = _demo_loan(ctx, 40, channel)
     cancel_mandate(missed.mandates.get(), cause="borrower", reason="demo: cancelled the day before")
