@@ -25,7 +25,7 @@ from servicing.models.mandates import CancelCause, MandateStatus
 from servicing.services import audit
 
 from .bulk_notices import OUTBOX_INSERT, dedupe_key_sql, masked_contract_sql
-from .policy import ACTION_TEXT, NEXT_STEP, PLAIN_REASON, next_retry, policy_for
+from .policy import ACTION_TEXT, NEXT_STEP, PLAIN_REASON, next_retry, policy_for, should_notify
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ CREATE TEMP TABLE IF NOT EXISTS _failure_related (debit_id bigint, category text
     loan_id bigint, instalment_id bigint, first_failed_on date, failures int, retries_used int) ON COMMIT DROP;
 CREATE TEMP TABLE IF NOT EXISTS _failure_rule (product_id bigint, category text, first_failed_on date, failed_on date,
     retries_used int, next_retry_on date, status text, action text, action_text text, alert_ops boolean,
-    notify text) ON COMMIT DROP;
+    told_first boolean, told_again boolean) ON COMMIT DROP;
 CREATE TEMP TABLE IF NOT EXISTS _failure_action ({FAILURE_COLUMNS}, next_retry_on date, status text, action text,
     action_text text, alert_ops boolean, told boolean) ON COMMIT DROP;
 CREATE UNIQUE INDEX IF NOT EXISTS _failure_action_debit ON _failure_action (debit_id);
@@ -115,7 +115,7 @@ RULE_KEY = ("product_id", "category", "first_failed_on", "failed_on", "retries_u
 ACTIONS_SQL = """
 INSERT INTO _failure_action
 SELECT f.*, r.next_retry_on, r.status, r.action, r.action_text, r.alert_ops,
-       (r.notify = 'always' OR (r.notify = 'first' AND f.failures_before = 0)) AS told
+       CASE WHEN f.failures_before = 0 THEN r.told_first ELSE r.told_again END AS told
   FROM _failure f JOIN _failure_rule r USING (product_id, category, first_failed_on, failed_on, retries_used)
 """
 
@@ -206,7 +206,7 @@ def apply_failed_debits(source: str) -> int:
         if rules:
             cur.execute("INSERT INTO _failure_rule SELECT * FROM unnest(%s::bigint[], %s::text[], %s::date[], "
                         "%s::date[], %s::int[], %s::date[], %s::text[], %s::text[], %s::text[], %s::boolean[], "
-                        "%s::text[])", [list(col) for col in zip(*rules, strict=True)])
+                        "%s::boolean[], %s::boolean[])", [list(col) for col in zip(*rules, strict=True)])
         cur.execute("ANALYZE _failure (debit_id, loan_id)")
         cur.execute(ACTIONS_SQL)
         cur.execute("ANALYZE _failure_action (debit_id)")
@@ -226,7 +226,8 @@ def _count(cur, table: str) -> int:
 
 def _rules(combos: list[tuple]) -> list[tuple]:
     """Per distinct (product, category, first failure, failure date, retries used): the next retry date or
-    none, the retry state's status, the action (and its words for the debit's answer), ops alert, notify mode."""
+    none, the retry state's status, the action (and its words for the debit's answer), ops alert, and whether the
+    borrower is told on a first failure and on a later one (policy.should_notify)."""
     products = LoanProduct.objects.in_bulk({c[0] for c in combos})
     rules = []
     for product_id, category, first, failed_on, retries_used in combos:
@@ -245,7 +246,7 @@ def _rules(combos: list[tuple]) -> list[tuple]:
         if policy.get("alert_ops"):
             text = "no retry, ops alerted"
         rules.append((product_id, category, first, failed_on, retries_used, nxt, str(status), action, text,
-                      bool(policy.get("alert_ops")), policy.get("notify", "always")))
+                      bool(policy.get("alert_ops")), should_notify(policy, 0), should_notify(policy, 1)))
     return rules
 
 
