@@ -32,32 +32,51 @@ from servicing.services.ledger import Leg, post_entry
 
 logger = logging.getLogger(__name__)
 
+def _due_sql() -> str:
+    """What each instalment due by a debit's value date still owes, per component and in all, and whether it keeps
+    the debit off the set-based path (an instalment not billed yet, or penalty to accrue first)."""
+    owed = {c: f"GREATEST(i.{c}_{'accrued' if c in ('penalty', 'compound') else 'due'} - i.{c}_paid - i.{c}_waived, 0)"
+            for c in COMPONENTS}
+    return f"""
+CREATE TEMP TABLE _due ON COMMIT DROP AS
+SELECT q.*, {" + ".join(f"q.{c}" for c in COMPONENTS)} AS owed
+  FROM (SELECT p.debit_id, i.id AS inst_id, i.due_date,
+               (NOT i.billed
+                OR (i.status <> 'paid' AND i.due_date + p.grace_days < p.value_date
+                    AND GREATEST(COALESCE(i.penalty_accrued_through, i.due_date), i.due_date) < p.value_date - 1))
+               AS blocks,
+               {", ".join(f"{expr} AS {c}" for c, expr in owed.items())}
+          FROM _pay p
+          JOIN servicing_instalment i ON i.loan_id = p.loan_id AND i.status <> 'superseded'
+                                     AND i.due_date <= p.value_date
+                                     AND i.loan_id = ANY(ARRAY(SELECT loan_id FROM _pay))  -- by key
+       ) q
+"""
+
+
 # "x = ANY(ARRAY(SELECT … FROM a chunk's temp table))" beside a join condition reads the book's big tables by key
 # for the chunk's 20k rows; without it the planner may hash-join a whole table (a seq scan of 1M loans or 2M
 # instalments per chunk, most of a 1M-row import's time) or merge-join along a primary key from its start.
-ELIGIBLE_SQL = """
-CREATE TEMP TABLE _pay ON COMMIT DROP AS
-WITH blocked AS (  -- debits whose loan has an instalment due by the value date not yet billed, or penalty pending
-    SELECT DISTINCT a.debit_id
-      FROM {source} a
-      JOIN servicing_loan l ON l.id = a.loan_id
-      JOIN servicing_loanproduct pr ON pr.id = l.product_id
-      JOIN servicing_instalment i ON i.loan_id = a.loan_id
-     WHERE i.loan_id = ANY(ARRAY(SELECT loan_id FROM {source}))
-       AND i.status <> 'superseded' AND i.due_date <= a.value_date
-       AND (NOT i.billed
-            OR (i.status <> 'paid' AND i.due_date + pr.grace_days < a.value_date
-                AND GREATEST(COALESCE(i.penalty_accrued_through, i.due_date), i.due_date) < a.value_date - 1))
-)
-SELECT a.debit_id, a.loan_id, a.amount, a.value_date, a.reference,
-       (l.status IN ('active', 'overdue') AND a.value_date >= l.disbursed_on AND b.debit_id IS NULL
-        AND row_number() OVER (PARTITION BY a.loan_id ORDER BY a.debit_id) = 1) AS fast
-  FROM {source} a
- CROSS JOIN LATERAL (SELECT x.status, x.disbursed_on FROM servicing_loan x WHERE x.id = a.loan_id OFFSET 0) l
-  LEFT JOIN blocked b ON b.debit_id = a.debit_id
- WHERE NOT EXISTS (SELECT 1 FROM servicing_payment p WHERE p.reference = a.reference
-                     AND p.reference = ANY(ARRAY(SELECT reference FROM {source})))
-"""
+#
+# Three steps, the book read once: the debits not yet posted with their loan (_pay, each loan's first debit of
+# the chunk provisionally on the set-based path), the instalments due by their value date with what each owes
+# and whether it keeps its loan off the set-based path (_due: not billed yet, or penalty pending), then the
+# debits of such loans sent to the per-loan path.
+ELIGIBLE_SQL = [
+    """CREATE TEMP TABLE _pay ON COMMIT DROP AS
+       SELECT a.debit_id, a.loan_id, a.amount, a.value_date, a.reference, l.product_id, pr.grace_days,
+              (l.status IN ('active', 'overdue') AND a.value_date >= l.disbursed_on
+               AND row_number() OVER (PARTITION BY a.loan_id ORDER BY a.debit_id) = 1) AS fast
+         FROM {source} a
+        CROSS JOIN LATERAL (SELECT x.status, x.disbursed_on, x.product_id FROM servicing_loan x
+                             WHERE x.id = a.loan_id OFFSET 0) l
+         JOIN servicing_loanproduct pr ON pr.id = l.product_id
+        WHERE NOT EXISTS (SELECT 1 FROM servicing_payment p WHERE p.reference = a.reference
+                            AND p.reference = ANY(ARRAY(SELECT reference FROM {source})))""",
+    "ANALYZE _pay (debit_id, loan_id, fast)",
+    _due_sql(),
+    "UPDATE _pay SET fast = false WHERE fast AND debit_id IN (SELECT debit_id FROM _due WHERE blocks)",
+]
 
 
 def _waterfall_sql() -> str:
@@ -66,36 +85,24 @@ def _waterfall_sql() -> str:
     Instalments in due order take what is left of the debit (a running sum of what each still owes); within
     an instalment, a component takes what is left after the components its product puts ahead of it.
     """
-    owed = {c: f"GREATEST(i.{c}_{'accrued' if c in ('penalty', 'compound') else 'due'} - i.{c}_paid - i.{c}_waived, 0)"
-            for c in COMPONENTS}
     ahead = {c: " + ".join(f"CASE WHEN o.pos_{x} < o.pos_{c} THEN w.{x} ELSE 0 END" for x in COMPONENTS if x != c)
              for c in COMPONENTS}
-    total = " + ".join(f"w.{c}" for c in COMPONENTS)
     return f"""
 CREATE TEMP TABLE _alloc ON COMMIT DROP AS
 WITH orders AS MATERIALIZED (  -- each product's position of each component in its allocation order
     SELECT pr.id AS product_id,
            {", ".join(f"{LoanProduct.order_position_sql('pr', repr(c))} AS pos_{c}" for c in COMPONENTS)}
       FROM servicing_loanproduct pr
-), owed AS (  -- what each instalment due by the value date still owes, per component
-    SELECT p.debit_id, p.amount, i.id AS inst_id, i.due_date, l.product_id,
-           {", ".join(f"{expr} AS {c}" for c, expr in owed.items())}
-      FROM _pay p
-      JOIN servicing_loan l ON l.id = p.loan_id
-      JOIN servicing_instalment i ON i.loan_id = p.loan_id AND i.status <> 'superseded'
-                                 AND i.due_date <= p.value_date AND i.billed
-                                 AND i.loan_id = ANY(ARRAY(SELECT loan_id FROM _pay WHERE fast))  -- by key
-     WHERE p.fast
-), running AS (
-    SELECT w.*, {total} AS owed,
-           SUM({total}) OVER (PARTITION BY w.debit_id ORDER BY w.due_date, w.inst_id
-                              ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - ({total}) AS before
-      FROM owed w
+), running AS (  -- the debits of the set-based path: none of their instalments blocks
+    SELECT w.*, p.amount, p.value_date, p.product_id,
+           SUM(w.owed) OVER (PARTITION BY w.debit_id ORDER BY w.due_date, w.inst_id
+                             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - w.owed AS before
+      FROM _due w JOIN _pay p ON p.debit_id = w.debit_id AND p.fast
 ), paid AS (
     SELECT w.*, LEAST(w.owed, w.amount - w.before) AS amt
       FROM running w WHERE w.owed > 0 AND w.amount - w.before > 0
 )
-SELECT w.debit_id, w.inst_id, w.amt,
+SELECT w.debit_id, w.inst_id, w.value_date, w.amt,
        {", ".join(f"LEAST(w.{c}, GREATEST(w.amt - ({ahead[c]}), 0)) AS {c}" for c in COMPONENTS)}
   FROM paid w JOIN orders o ON o.product_id = w.product_id
 """
@@ -110,7 +117,8 @@ OUT_SQL = ("(i.principal_due + i.interest_due + i.fee_due + i.penalty_accrued + 
 # the allocation's component columns, as the statements below name them ({out}: what an instalment owes)
 _PARTS = {"{out}": OUT_SQL, "{parts}": ", ".join(COMPONENTS), "{a_parts}": ", ".join(f"a.{c}" for c in COMPONENTS),
           "{parts_sum}": ", ".join(f"SUM({c}) AS {c}" for c in COMPONENTS),
-          "{parts_values}": ", ".join(f"('{c}', a.{c})" for c in COMPONENTS)}
+          "{a_parts_or_zero}": ", ".join(f"COALESCE(a.{c}, 0) AS {c}" for c in COMPONENTS),
+          "{s_parts_values}": ", ".join(f"('{c}', s.{c})" for c in COMPONENTS)}
 
 
 def _with_parts(sql: str) -> str:
@@ -127,9 +135,10 @@ POST_SQL = [_with_parts(sql) for sql in [
            SELECT v.value_date, nextval('{entry_seq}') AS entry_id
              FROM (SELECT DISTINCT value_date FROM _pay WHERE fast ORDER BY 1) v)
        SELECT p.debit_id, p.loan_id, p.amount, p.value_date, p.reference, COALESCE(a.applied, 0) AS applied,
-              e.entry_id, nextval('{payment_seq}') AS payment_id
+              {a_parts_or_zero}, e.entry_id, nextval('{payment_seq}') AS payment_id
          FROM _pay p JOIN entries e ON e.value_date = p.value_date
-         LEFT JOIN (SELECT debit_id, SUM(amt) AS applied FROM _alloc GROUP BY debit_id) a ON a.debit_id = p.debit_id
+         LEFT JOIN (SELECT debit_id, SUM(amt) AS applied, {parts_sum} FROM _alloc GROUP BY debit_id) a
+                ON a.debit_id = p.debit_id
         WHERE p.fast
         ORDER BY p.loan_id""",
     "ANALYZE _paysum (debit_id, loan_id)",
@@ -148,9 +157,7 @@ POST_SQL = [_with_parts(sql) for sql in [
              FROM _paysum s WHERE s.applied <> s.amount
            UNION ALL
            SELECT s.entry_id, s.loan_id, x.component || '_receivable', -x.amount, 1
-             FROM (SELECT debit_id, {parts_sum} FROM _alloc GROUP BY debit_id) a
-             JOIN _paysum s ON s.debit_id = a.debit_id
-            CROSS JOIN LATERAL (VALUES {parts_values}) AS x(component, amount)
+             FROM _paysum s CROSS JOIN LATERAL (VALUES {s_parts_values}) AS x(component, amount)
             WHERE x.amount <> 0) q
         ORDER BY entry_id, ord, account""",
     """INSERT INTO servicing_payment (id, reference, loan_id, channel, amount, value_date, prepay_mode,
@@ -168,12 +175,12 @@ POST_SQL = [_with_parts(sql) for sql in [
               fee_paid = i.fee_paid + x.fee, penalty_paid = i.penalty_paid + x.penalty,
               compound_paid = i.compound_paid + x.compound,
               status = CASE WHEN {out} - x.amt = 0 THEN 'paid'
-                            WHEN i.due_date < s.value_date THEN 'overdue'
+                            WHEN i.due_date < x.value_date THEN 'overdue'
                             WHEN i.principal_paid + i.interest_paid + i.fee_paid + i.penalty_paid
                                  + i.compound_paid + x.amt > 0 THEN 'partially_paid'
                             ELSE 'pending' END,
-              paid_on = CASE WHEN {out} - x.amt = 0 THEN s.value_date ELSE i.paid_on END
-         FROM _alloc x JOIN _paysum s ON s.debit_id = x.debit_id
+              paid_on = CASE WHEN {out} - x.amt = 0 THEN x.value_date ELSE i.paid_on END
+         FROM _alloc x
         WHERE i.id = x.inst_id AND i.id = ANY(ARRAY(SELECT inst_id FROM _alloc))""",
     """WITH s AS (SELECT loan_id, MAX(value_date) AS vd, SUM(amount - applied) AS credit
                    FROM _paysum GROUP BY loan_id),
@@ -225,7 +232,7 @@ def post_succeeded_debits(source: str, *, audit_on: tuple[str, str], audit_data:
     with connection.cursor() as cur:
         seqs = _sequences(cur)
         post = [s.replace("{entry_seq}", seqs["entry"]).replace("{payment_seq}", seqs["payment"]) for s in POST_SQL]
-        for sql in [ELIGIBLE_SQL.format(source=source), "ANALYZE _pay (debit_id, loan_id, fast)", ALLOC_SQL,
+        for sql in [*(s.format(source=source) for s in ELIGIBLE_SQL), ALLOC_SQL,
                     # one debit of a loan per chunk is posted here (ELIGIBLE_SQL's row_number), so an instalment
                     # is paid once: the instalment update below adds each row's figures, and would add only one
                     # of two rows for the same instalment
@@ -249,7 +256,7 @@ def post_succeeded_debits(source: str, *, audit_on: tuple[str, str], audit_data:
         settle_ids = [r[0] for r in cur.fetchall()]
         cur.execute("SELECT debit_id FROM _pay WHERE NOT fast")
         slow = [r[0] for r in cur.fetchall()]
-        cur.execute("DROP TABLE _pay, _alloc, _paysum, _pmt")
+        cur.execute("DROP TABLE _pay, _due, _alloc, _paysum, _pmt")
     from servicing.services.payments import settle_if_paid
 
     for loan in Loan.objects.filter(pk__in=settle_ids):
