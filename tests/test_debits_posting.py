@@ -135,3 +135,21 @@ def _parts(payment: Payment) -> dict[str, Decimal]:
         for component, amount in allocation.parts().items():
             parts[component] = parts.get(component, Decimal("0")) + amount
     return parts
+
+
+@pytest.mark.parametrize(("days", "value_date", "fast"), [
+    ([], date(2026, 2, 10), False),  # instalment 1 due by the value date but not billed: billing comes first
+    (LATE, date(2026, 4, 15), False),  # overdue, penalty accrued to 31 March only: penalty to accrue first
+    (ON_TIME, date(2026, 2, 10), True),  # billed on its due date, nothing pending: set-based
+])
+def test_a_debit_whose_loan_must_be_brought_to_the_value_date_is_left_to_the_payment_service(days, value_date, fast):
+    seed_reference_data()
+    loan = book("car", "12000", 12, START)
+    for d in days:
+        run_business_day(d)
+    out = _post_set_based([(loan.pk, Decimal("100.00"), value_date, "BULK-1"),
+                           (loan.pk, Decimal("50.00"), value_date, "BULK-2")])
+    assert out["fast"] == int(fast)
+    # one of the loan's two debits at most: an instalment is paid once per chunk (the other goes the per-loan way)
+    assert Payment.objects.filter(loan=loan, reference__startswith="BULK-").count() == int(fast)
+    assert_books_ok()
