@@ -24,6 +24,13 @@ def render_certificate(certificate_id: int) -> bool:
     return render_certificate_pdf(certificate_id)
 
 
+def render_certificates(certificate_ids: list[int]) -> int:
+    """A group of the certificates a cohort's settlement issued at once (certificates.RENDER_GROUP)."""
+    from notices.services.certificates import render_certificate_pdf
+
+    return sum(1 for pk in certificate_ids if render_certificate_pdf(pk))
+
+
 def render_pending_certificates() -> int:
     """Safety net: certificates whose render task was lost (enqueue failed, worker killed)."""
     from notices.models import CertificateStatus, SettlementCertificate
@@ -62,5 +69,5 @@ def ensure_schedules() -> list:
     return out
 
 
-__all__ = ["dispatch_due_notices", "ensure_schedules", "refresh_settlement_kpi", "render_certificate",
+__all__ = ["dispatch_due_notices", "ensure_schedules", "refresh_settlement_kpi", "render_certificate", "render_certificates",
            "render_pending_certificates"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 from django.db import connection
 
 
@@ -16,6 +18,16 @@ def fetch_all(sql: str, params: dict | list | None = None) -> list[tuple]:
     with connection.cursor() as cur:
         cur.execute(sql, params if params is not None else {})
         return cur.fetchall()
+
+
+def copy_rows(table: str, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
+    """Insert many rows with one COPY (a JSON column takes its text): a bulk_create of 10k rows spends seconds
+    in Python quoting its parameters, a COPY a tenth of that."""
+    connection.ensure_connection()
+    with connection.connection.cursor() as pcur, \
+            pcur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def chunk_settings(cur) -> None:

@@ -310,7 +310,7 @@ def test_bad_rows_become_exceptions_good_rows_apply(ref_data, notices, tmp_path,
     assert statuses[d[0].pk] == "succeeded" and statuses[d[2].pk] == "succeeded" and statuses[d[4].pk] == "failed"
     assert statuses[d[1].pk] == "submitted" and statuses[d[3].pk] == "submitted"
     # a loan with an open exception is not settled while it stands (settlement blocker)
-    from servicing.services.payments import settlement_blockers
+    from servicing.services.settlement import settlement_blockers
 
     assert "a reconciliation exception is open" in settlement_blockers(d[1].loan)
     books_ok()

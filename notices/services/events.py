@@ -210,16 +210,27 @@ def payment_received(payment) -> None:
     notify("payment_receipt", loan=payment.loan, obj=payment, on_date=payment.value_date)
 
 
-def loan_settled(loan) -> None:
-    """settlement notice with the certificate (结清证明): the certificate row is issued now, its PDF is
-    rendered by a worker after commit; the notice carries the public verification link."""
-    from .certificates import issue_certificate, verify_path
+def loans_settled(loans: list) -> None:
+    """settlement notice with the certificate (结清证明) for each loan just settled (borrower and product loaded):
+    the certificate rows are issued now, their PDFs rendered by a worker after commit; the notice carries the
+    public verification link, and the time of the loan's last payment for the settlement-delay KPI."""
+    from servicing.models import Payment
+    from servicing.services.debits.bulk_notices import notify_many
 
-    cert = issue_certificate(loan)
-    last_payment = loan.payments.aggregate(at=Max("created_at"))["at"]
-    notify("settlement", loan=loan, obj=loan, on_date=loan.settled_on, cause_at=last_payment or timezone.now(),
-           context={"settled_on": loan.settled_on.isoformat(), "certificate_no": cert.number,
-                    "verify_url": public_url(verify_path(cert.verification_code))})
+    from .certificates import issue_certificates, verify_path
+
+    if not loans:
+        return
+    certs = issue_certificates(loans)
+    last_payment = dict(Payment.objects.filter(loan_id__in=[loan.pk for loan in loans]).values("loan_id")
+                        .annotate(at=Max("created_at")).values_list("loan_id", "at"))
+    now = timezone.now()
+    notify_many("settlement", [
+        (loan, loan, loan.settled_on, {"settled_on": loan.settled_on.isoformat(),
+                                       "certificate_no": certs[loan.pk].number,
+                                       "verify_url": public_url(verify_path(certs[loan.pk].verification_code))},
+         last_payment.get(loan.pk) or now)
+        for loan in loans])
 
 
 def mandate_cancelled(mandate) -> None:

@@ -246,7 +246,7 @@ def refresh_dpd(d: date) -> dict:
 def detect_settlements(d: date) -> dict:
     """A safety net: loans with nothing left open that a payment did not already settle (payments, waivers and
     incident waivers settle on the spot; this finds what slipped through)."""
-    from .payments import settle_if_paid
+    from .settlement import settle_loans
 
     # only loans with an instalment paid since the last check can have become settled without being settled on
     # the spot (scanning the whole book costs seconds at 1M loans): paid from the day before the last run of
@@ -255,14 +255,16 @@ def detect_settlements(d: date) -> dict:
     last = (BusinessDayRun.objects.filter(step="settlements", business_date__lte=d, finished_at__isnull=False)
             .aggregate(m=Max("business_date"))["m"])
     since = max(d - timedelta(days=7), last - timedelta(days=1)) if last else d - timedelta(days=7)
-    candidates = Loan.objects.raw("""
+    with connection.cursor() as cur:
+        cur.execute("""
         SELECT DISTINCT l.id FROM servicing_instalment p
           JOIN servicing_loan l ON l.id = p.loan_id
          WHERE p.paid_on BETWEEN %s AND %s AND l.status IN ('active', 'overdue')
            AND NOT EXISTS (SELECT 1 FROM servicing_instalment i WHERE i.loan_id = l.id
                             AND i.status IN ('pending', 'partially_paid', 'overdue'))""",
-                                  [since, d])
-    settled = sum(1 for loan in candidates if settle_if_paid(loan))
+                    [since, d])
+        candidates = [r[0] for r in cur.fetchall()]
+    settled = len(settle_loans(candidates))
     return {"settled": settled, "paid_since": since.isoformat()}
 
 

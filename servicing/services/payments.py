@@ -26,6 +26,7 @@ from . import audit
 from .accrual import bill_instalment, bring_loan_to
 from .ledger import Leg, post_entry, reverse_entry
 from .loans import write_instalments
+from .settlement import settle_if_paid
 
 
 class PaymentError(ValueError):
@@ -339,53 +340,4 @@ def reverse_payment(payment: Payment, *, on_date: date, reason: str, user=None) 
     refresh_loan_status(loan, on_date)
     audit.record("payment.reversed", payment, actor=user, reason=reason, amount=payment.amount,
                  contract=loan.contract_no)
-    return True
-
-
-# --------------------------------------------------------------------------- settlement
-
-
-def settlement_blockers(loan: Loan) -> list[str]:
-    """Why a loan is not settled yet; empty when it may be (结清 needs nothing owed and nothing pending)."""
-    blockers = []
-    open_live = loan.instalments.exclude(status__in=[InstalmentStatus.SUPERSEDED, InstalmentStatus.PAID])
-    if open_live.exists():
-        blockers.append("instalments still owe money")
-    from servicing.services.ledger import loan_balances
-
-    balances = loan_balances(loan.pk)
-    for account in RECEIVABLE_BY_COMPONENT.values():
-        if balances.get(account, ZERO) != ZERO:
-            blockers.append(f"{account} is {balances[account]}")
-    from servicing.services.debits import (
-        hooks,  # no debit in flight/unknown, no open reconciliation exception
-    )
-
-    blockers += hooks.settlement_blockers(loan)
-    return blockers
-
-
-def settle_if_paid(loan: Loan, *, user=None) -> bool:
-    """Mark the loan settled when nothing is receivable; a leftover credit balance becomes a refund."""
-    if loan.status in (LoanStatus.SETTLED, LoanStatus.WRITTEN_OFF) or settlement_blockers(loan):
-        return False
-    last_value_date = loan.payments.aggregate(d=Max("value_date"))["d"] or loan.disbursed_on
-    credit_dates = loan.journal_entries.filter(kind=EntryKind.CREDIT_APPLICATION).aggregate(d=Max("value_date"))["d"]
-    if credit_dates and credit_dates > last_value_date:
-        last_value_date = credit_dates
-    if loan.credit_balance > ZERO:
-        post_entry(kind=EntryKind.REFUND, key=f"refund:{loan.pk}", value_date=last_value_date, loan=loan,
-                   memo="credit balance left at settlement, to refund",
-                   legs=[Leg(Account.CREDIT_BALANCE, loan.credit_balance),
-                         Leg(Account.REFUND_PAYABLE, -loan.credit_balance)])
-        loan.credit_balance = ZERO
-    updated = Loan.objects.filter(pk=loan.pk).exclude(status=LoanStatus.SETTLED).update(
-        status=LoanStatus.SETTLED, settled_on=last_value_date, dpd=0, credit_balance=ZERO)
-    if not updated:
-        return False
-    loan.status, loan.settled_on, loan.dpd = LoanStatus.SETTLED, last_value_date, 0
-    audit.record("loan.settled", loan, actor=user, settled_on=last_value_date)
-    from notices.services import events
-
-    events.loan_settled(loan)
     return True

@@ -14,7 +14,8 @@ from servicing.models.ledger import RECEIVABLE_BY_COMPONENT, Account, EntryKind
 
 from . import audit
 from .ledger import Leg, post_entry
-from .payments import instalment_status, refresh_loan_status, settle_if_paid
+from .payments import instalment_status, refresh_loan_status
+from .settlement import settle_if_paid
 
 
 class WaiverError(ValueError):

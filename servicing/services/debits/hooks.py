@@ -39,16 +39,3 @@ def after_payment(payment) -> int:
                AND d.status = 'planned'""", [payment.loan_id])
         return cur.rowcount
 
-
-def settlement_blockers(loan) -> list[str]:
-    blockers = []
-    with connection.cursor() as cur:
-        cur.execute("SELECT COUNT(*) FROM servicing_debit WHERE loan_id = %s "
-                    "AND status IN ('planned', 'submitted', 'unknown')", [loan.pk])
-        if cur.fetchone()[0]:
-            blockers.append("a debit is in flight or its result is unknown")
-        cur.execute("SELECT COUNT(*) FROM servicing_reconciliationexception WHERE loan_id = %s AND status = 'open'",
-                    [loan.pk])
-        if cur.fetchone()[0]:
-            blockers.append("a reconciliation exception is open")
-    return blockers

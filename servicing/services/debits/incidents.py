@@ -201,7 +201,8 @@ def _window_charges(incident: Incident) -> dict[int, dict[str, Decimal]]:
 def approve_waiver(incident: Incident, *, user, on_date: date) -> Decimal:
     """Waive (one approval for the lot) the penalty and compound charged because of the incident:
     DR waiver_expense, CR penalty/compound receivable, per loan; instalments' *_waived updated."""
-    from servicing.services.payments import instalment_status, refresh_loan_status, settle_if_paid
+    from servicing.services.payments import instalment_status, refresh_loan_status
+    from servicing.services.settlement import settle_loans
 
     incident = Incident.objects.select_for_update().get(pk=incident.pk)
     if incident.waiver_requested_by_id is None:
@@ -214,7 +215,7 @@ def approve_waiver(incident: Incident, *, user, on_date: date) -> Decimal:
     by_loan: dict[int, list[Instalment]] = defaultdict(list)
     for inst in Instalment.objects.filter(pk__in=list(charges)).order_by("loan_id", "seq"):
         by_loan[inst.loan_id].append(inst)
-    total = ZERO
+    total, waived = ZERO, []
     for loan in Loan.objects.filter(pk__in=list(by_loan)).select_related("product"):
         per_component = {"penalty": ZERO, "compound": ZERO}
         for inst in by_loan[loan.pk]:
@@ -237,8 +238,9 @@ def approve_waiver(incident: Incident, *, user, on_date: date) -> Decimal:
                          Leg(Account.COMPOUND_RECEIVABLE, -per_component["compound"])])
         IncidentLoan.objects.filter(incident=incident, loan=loan).update(waived_amount=loan_total)
         refresh_loan_status(loan, on_date)
-        settle_if_paid(loan, user=user)
+        waived.append(loan.pk)
         total += loan_total
+    settle_loans(waived, user=user)
     Incident.objects.filter(pk=incident.pk).update(waiver_approved_by=user, waiver_approved_at=timezone.now(),
                                                    waived_amount=total)
     audit.record("incident.waiver_approved", incident, actor=user, amount=total)

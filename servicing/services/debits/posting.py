@@ -257,10 +257,9 @@ def post_succeeded_debits(source: str, *, audit_on: tuple[str, str], audit_data:
         cur.execute("SELECT debit_id FROM _pay WHERE NOT fast")
         slow = [r[0] for r in cur.fetchall()]
         cur.execute("DROP TABLE _pay, _due, _alloc, _paysum, _pmt")
-    from servicing.services.payments import settle_if_paid
+    from servicing.services.settlement import settle_loans
 
-    for loan in Loan.objects.filter(pk__in=settle_ids):
-        settle_if_paid(loan)
+    settle_loans(settle_ids)
     slow_ids = [post_debit_payment(debit).pk for debit in Debit.objects.filter(pk__in=slow).select_related("loan")]
     return {"fast": len(fast_ids), "slow": len(slow_ids), "payment_ids": fast_ids + slow_ids, "fast_ids": fast_ids}
 

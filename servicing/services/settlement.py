@@ -1,0 +1,113 @@
+"""Settlement (结清): a loan with nothing owed and nothing pending is marked settled, with its certificate and notice.
+
+One path for one loan and for ten thousand: on the day a cohort's last instalment falls due, one bank result file
+pays off the whole cohort. The checks are one query over the candidate ids (SETTLEMENT_CHECK_SQL, which also
+explains to a person why a loan is not settled), the loans are marked in one UPDATE, their certificates written
+in one INSERT and their notices queued in bulk (`notices.services.events.loans_settled`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import connection, transaction
+
+from servicing.domain.money import ZERO
+from servicing.models import Loan
+from servicing.models.ledger import RECEIVABLE_BY_COMPONENT, Account, EntryKind
+from servicing.models.loans import LoanStatus
+
+from . import audit
+from .ledger import Leg, post_entry
+
+# Per candidate loan: what still blocks its settlement, and the day it is settled on (the last value date of its
+# payments or of a credit-balance application, else its disbursement). Every read is by the loan's own index.
+SETTLEMENT_CHECK_SQL = """
+SELECT l.id, l.status IN ('settled', 'written_off') AS closed,
+       EXISTS (SELECT 1 FROM servicing_instalment i WHERE i.loan_id = l.id
+                  AND i.status NOT IN ('paid', 'superseded')) AS open_instalments,
+       ARRAY(SELECT jl.account || ' is ' || SUM(jl.amount)::text FROM servicing_journalline jl
+              WHERE jl.loan_id = l.id AND jl.account = ANY(%(receivable)s)
+              GROUP BY jl.account HAVING SUM(jl.amount) <> 0 ORDER BY jl.account) AS receivable,
+       EXISTS (SELECT 1 FROM servicing_debit d WHERE d.loan_id = l.id AND d.in_flight) AS debit_in_flight,
+       EXISTS (SELECT 1 FROM servicing_reconciliationexception x WHERE x.loan_id = l.id
+                  AND x.status = 'open') AS open_exception,
+       GREATEST(COALESCE((SELECT MAX(p.value_date) FROM servicing_payment p WHERE p.loan_id = l.id), l.disbursed_on),
+                (SELECT MAX(e.value_date) FROM servicing_journalentry e
+                  WHERE e.loan_id = l.id AND e.kind = %(credit_application)s)) AS settled_on,
+       l.credit_balance
+  FROM servicing_loan l
+ WHERE l.id = ANY(%(ids)s::bigint[])
+ ORDER BY l.id
+"""
+
+
+def _checks(loan_ids: list[int]) -> list[tuple]:
+    with connection.cursor() as cur:
+        cur.execute(SETTLEMENT_CHECK_SQL, {"ids": loan_ids, "receivable": list(RECEIVABLE_BY_COMPONENT.values()),
+                                           "credit_application": EntryKind.CREDIT_APPLICATION})
+        return cur.fetchall()
+
+
+def _blockers(row: tuple) -> list[str]:
+    _, _, open_instalments, receivable, in_flight, open_exception, _, _ = row
+    return ((["instalments still owe money"] if open_instalments else []) + list(receivable)
+            + (["a debit is in flight or its result is unknown"] if in_flight else [])
+            + (["a reconciliation exception is open"] if open_exception else []))
+
+
+def settlement_blockers(loan: Loan) -> list[str]:
+    """Why a loan is not settled yet; empty when it may be (结清 needs nothing owed and nothing pending)."""
+    rows = _checks([loan.pk])
+    return _blockers(rows[0]) if rows else ["no such loan"]
+
+
+@transaction.atomic
+def settle_loans(loan_ids: Iterable[int], *, user=None) -> list[int]:
+    """Settle every loan of `loan_ids` that owes nothing and has nothing pending; returns the ids settled now.
+
+    A credit balance left on a settled loan becomes a refund to pay out. The loans are locked in id order
+    first, so a payment racing for one of them waits (or makes it wait) and the checks see the final state.
+    """
+    ids = sorted(set(loan_ids))
+    if not ids:
+        return []
+    with connection.cursor() as cur:
+        cur.execute("SELECT id FROM servicing_loan WHERE id = ANY(%s::bigint[]) "
+                    "AND status NOT IN ('settled', 'written_off') ORDER BY id FOR UPDATE", [ids])
+        open_ids = [r[0] for r in cur.fetchall()]
+    ready = {row[0]: row for row in _checks(open_ids) if not row[1] and not _blockers(row)}
+    if not ready:
+        return []
+    loans = {loan.pk: loan for loan in Loan.objects.filter(pk__in=list(ready)).select_related("borrower", "product")}
+    # a refund per loan that still holds a credit balance: rare (money taken twice), so one entry each
+    for loan_id, row in ready.items():
+        settled_on, credit = row[6], row[7]
+        if credit > ZERO:
+            post_entry(kind=EntryKind.REFUND, key=f"refund:{loan_id}", value_date=settled_on, loan=loans[loan_id],
+                       memo="credit balance left at settlement, to refund",
+                       legs=[Leg(Account.CREDIT_BALANCE, credit), Leg(Account.REFUND_PAYABLE, -credit)])
+    with connection.cursor() as cur:
+        cur.execute("""UPDATE servicing_loan l SET status = 'settled', settled_on = v.settled_on, dpd = 0,
+                              credit_balance = 0
+                         FROM unnest(%s::bigint[], %s::date[]) AS v(id, settled_on)
+                        WHERE l.id = v.id AND l.status NOT IN ('settled', 'written_off')
+                    RETURNING l.id""", [list(ready), [row[6] for row in ready.values()]])
+        settled = sorted(r[0] for r in cur.fetchall())
+    for pk in settled:
+        loan = loans[pk]
+        loan.status, loan.settled_on, loan.dpd, loan.credit_balance = LoanStatus.SETTLED, ready[pk][6], 0, ZERO
+    audit.record_many("loan.settled", "servicing.loan", {pk: "" for pk in settled}, actor=user,
+                      data={pk: {"settled_on": ready[pk][6]} for pk in settled})
+    from notices.services import events
+
+    events.loans_settled([loans[pk] for pk in settled])
+    return settled
+
+
+def settle_if_paid(loan: Loan, *, user=None) -> bool:
+    """settle_loans for one loan; the instance given is updated when it is settled."""
+    if not settle_loans([loan.pk], user=user):
+        return False
+    loan.refresh_from_db(fields=["status", "settled_on", "dpd", "credit_balance"])
+    return True
