@@ -45,8 +45,10 @@ LOAD = ["servicing_borrower", "servicing_loan", "servicing_instalment", "servici
         "servicing_journalentry", "servicing_journalline"]
 
 
-def generate(n: int, d: date) -> dict:
-    """N loans of 2 instalments each (the first due on d and billed, the second a month later), with an active std mandate. Set-based."""
+def generate(n: int, d: date, maturing: int = 0) -> dict:
+    """N loans of 2 instalments each (the first due on d and billed, the second a month later), with an active std
+    mandate. Set-based. `maturing`: percent of the loans whose instalment due on d is their last (a cohort
+    maturing: its principal is the whole loan's, and paying it pays the loan off)."""
     from django.db import transaction
 
     from servicing.models import Channel, LoanProduct
@@ -56,7 +58,8 @@ def generate(n: int, d: date) -> dict:
     channel = Channel.objects.get(code="std")
     product = LoanProduct.objects.get(code="credit_line")
     start = d - timedelta(days=30)
-    p = {"n": n, "d": d, "d2": d + timedelta(days=31), "start": start, "ch": channel.pk, "prod": product.pk}
+    p = {"n": n, "d": d, "d2": d + timedelta(days=31), "start": start, "ch": channel.pk, "prod": product.pk,
+         "m": maturing}
     with transaction.atomic(), common.raw_cursor() as cur:
         common.truncate(cur, TABLES)
         with common.bulk_load(cur, LOAD):
@@ -67,17 +70,20 @@ def generate(n: int, d: date) -> dict:
                                annual_rate_pct, fee_rate_pct, schedule_method, term_months, disbursed_on, repayment_day,
                                status, dpd, credit_balance, created_at)
                            SELECT g, 'HTB' || lpad(g::text, 9, '0'), %(prod)s, g, 1000 + (g %% 97) * 10, 14.4, 0,
-                                  'equal_instalment', 2, %(start)s, extract(day FROM %(d)s::date), 'active', 0, 0, now()
+                                  'equal_instalment', CASE WHEN g %% 100 < %(m)s THEN 1 ELSE 2 END, %(start)s, extract(day FROM %(d)s::date), 'active', 0, 0, now()
                              FROM generate_series(1, %(n)s) g""", p)
             cur.execute("""INSERT INTO servicing_instalment (id, loan_id, seq, period_start, due_date, principal_due,
                                interest_due, fee_due, penalty_accrued, compound_accrued, principal_paid, interest_paid,
                                fee_paid, penalty_paid, compound_paid, principal_waived, interest_waived, fee_waived,
                                penalty_waived, compound_waived, billed, status)
-                           SELECT g, g, 1, %(start)s, %(d)s, 500 + (g %% 97) * 5, 12.00 + (g %% 7), 0, 0, 0, 0, 0,
+                           SELECT g, g, 1, %(start)s, %(d)s,
+                                  CASE WHEN g %% 100 < %(m)s THEN 1000 + (g %% 97) * 10 ELSE 500 + (g %% 97) * 5 END,
+                                  12.00 + (g %% 7), 0, 0, 0, 0, 0,
                                   0, 0, 0, 0, 0, 0, 0, 0, true, 'pending' FROM generate_series(1, %(n)s) g
                            UNION ALL
                            SELECT %(n)s + g, g, 2, %(d)s, %(d2)s, 500 + (g %% 97) * 5, 6.00 + (g %% 7), 0, 0, 0, 0, 0,
-                                  0, 0, 0, 0, 0, 0, 0, 0, false, 'pending' FROM generate_series(1, %(n)s) g""", p)
+                                  0, 0, 0, 0, 0, 0, 0, 0, false, 'pending' FROM generate_series(1, %(n)s) g
+                            WHERE g %% 100 >= %(m)s""", p)
             cur.execute("""INSERT INTO servicing_mandate (agreement_no, borrower_id, loan_id, channel_id, account_no,
                                account_name, bank_code, status, signed_at, activated_at, suspend_reason, cancel_cause,
                                cancel_reason)
