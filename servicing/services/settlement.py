@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import pghistory
 from django.db import connection, transaction
 
 from servicing.domain.money import ZERO
 from servicing.models import Loan
 from servicing.models.ledger import RECEIVABLE_BY_COMPONENT, Account, EntryKind
 from servicing.models.loans import LoanStatus
+from servicing.sql import define_trigger_settings
 
 from . import audit
 from .ledger import Leg, post_entry
@@ -62,16 +64,32 @@ def settlement_blockers(loan: Loan) -> list[str]:
     return _blockers(rows[0]) if rows else ["no such loan"]
 
 
+SETTLE_BLOCK = 5_000  # loans settled at a time (memory: their rows, certificates and notices)
+
+
 @transaction.atomic
 def settle_loans(loan_ids: Iterable[int], *, user=None) -> list[int]:
     """Settle every loan of `loan_ids` that owes nothing and has nothing pending; returns the ids settled now.
 
     A credit balance left on a settled loan becomes a refund to pay out. The loans are locked in id order
     first, so a payment racing for one of them waits (or makes it wait) and the checks see the final state.
+    One transaction, in blocks of SETTLE_BLOCK loans.
     """
     ids = sorted(set(loan_ids))
-    if not ids:
-        return []
+    settled: list[int] = []
+    # The loans' history triggers run per row: with a pghistory context and pgtrigger's settings defined, none
+    # of them raises and catches an error to find one unset (a subtransaction per row, each scanning the
+    # transaction's queue of deferred triggers: quadratic in a cohort, 1.7 s → 3.9 s per block of 5,000 loans)
+    with pghistory.context(settlement="settle_loans"):
+        if len(ids) > 1:
+            with connection.cursor() as cur:
+                define_trigger_settings(cur)
+        for i in range(0, len(ids), SETTLE_BLOCK):
+            settled += _settle_block(ids[i:i + SETTLE_BLOCK], user)
+    return settled
+
+
+def _settle_block(ids: list[int], user) -> list[int]:
     with connection.cursor() as cur:
         cur.execute("SELECT id FROM servicing_loan WHERE id = ANY(%s::bigint[]) "
                     "AND status NOT IN ('settled', 'written_off') ORDER BY id FOR UPDATE", [ids])
