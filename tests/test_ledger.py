@@ -341,6 +341,28 @@ def test_a_reference_to_a_missing_row_is_refused(reference, sql):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("missing_offset", [1, 10_000_000])
+def test_a_missing_reference_among_many_rows_is_found_packed_or_scattered(reference, missing_offset):
+    """One statement's rows: keys packed in a stretch of the parent's ids (merged with that stretch of its index)
+    or far apart (probed one by one); either way the one missing key fails the statement, and the planner's
+    setting the packed check turns off for itself is back as it was."""
+    loans = [book("car", "12000", 12, START) for _ in range(3)]
+    entry = pay(loans[0], inst(loans[0], 1).total_due, inst(loans[0], 1).due_date).payment.entry
+    keys = [loan.pk for loan in loans]
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("INSERT INTO servicing_journalline (entry_id, loan_id, account, amount) "
+                    "SELECT %s, k, 'fee_receivable', 1 FROM unnest(%s::bigint[]) k", [entry.pk, keys * 10])
+        cur.execute("SHOW enable_nestloop")
+        assert cur.fetchone()[0] == "on"
+        transaction.set_rollback(True)
+    missing = max(keys) + missing_offset
+    with pytest.raises(IntegrityError, match=f"loan_id -> servicing_loan: key \\(loan_id\\)=\\({missing}\\)"), \
+            transaction.atomic(), connection.cursor() as cur:
+        cur.execute("INSERT INTO servicing_journalline (entry_id, loan_id, account, amount) "
+                    "SELECT %s, k, 'fee_receivable', 1 FROM unnest(%s::bigint[]) k", [entry.pk, [*keys, missing, *keys]])
+
+
+@pytest.mark.django_db
 def test_a_row_still_referenced_cannot_be_deleted(reference):
     """As PROTECT did at the database: a loan with a ledger, a payment with allocations, a borrower with notices."""
     from notices.services import events as notice_events
