@@ -15,7 +15,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Max, Sum
+from django.db.models import Sum
 from django.utils import timezone
 
 from notices.catalog import event_spec
@@ -210,11 +210,10 @@ def payment_received(payment) -> None:
     notify("payment_receipt", loan=payment.loan, obj=payment, on_date=payment.value_date)
 
 
-def loans_settled(loans: list) -> None:
+def loans_settled(loans: list, last_payment_at: dict[int, datetime | None]) -> None:
     """settlement notice with the certificate (结清证明) for each loan just settled (borrower and product loaded):
     the certificate rows are issued now, their PDFs rendered by a worker after commit; the notice carries the
-    public verification link, and the time of the loan's last payment for the settlement-delay KPI."""
-    from servicing.models import Payment
+    public verification link, and the time of the loan's last payment (by loan id) for the settlement-delay KPI."""
     from servicing.services.debits.bulk_notices import notify_many
 
     from .certificates import issue_certificates, verify_path
@@ -222,14 +221,12 @@ def loans_settled(loans: list) -> None:
     if not loans:
         return
     certs = issue_certificates(loans)
-    last_payment = dict(Payment.objects.filter(loan_id__in=[loan.pk for loan in loans]).values("loan_id")
-                        .annotate(at=Max("created_at")).values_list("loan_id", "at"))
     now = timezone.now()
     notify_many("settlement", [
         (loan, loan, loan.settled_on, {"settled_on": loan.settled_on.isoformat(),
                                        "certificate_no": certs[loan.pk].number,
                                        "verify_url": public_url(verify_path(certs[loan.pk].verification_code))},
-         last_payment.get(loan.pk) or now)
+         last_payment_at.get(loan.pk) or now)
         for loan in loans])
 
 
