@@ -30,6 +30,33 @@ def copy_rows(table: str, columns: Sequence[str], rows: Iterable[Sequence]) -> N
             copy.write_row(row)
 
 
+def stage(sql: str, params: dict, table: str) -> int:
+    """Stage a set-based step's rows in a temp table (dropped at commit), analyzed, with their idempotency key
+    as a real column.
+
+    Joining on a computed key inside one CTE chain made the planner nest-loop on bad estimates, and
+    updating instalments in the same statement as journal inserts made pghistory's per-row
+    subtransactions scan the deferred-trigger queue (quadratic). So: stage, ANALYZE, update, then insert.
+    """
+    with connection.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {table}")
+        cur.execute(f"CREATE TEMP TABLE {table} ON COMMIT DROP AS {sql}", params)
+        n = cur.rowcount
+        cur.execute(f"ANALYZE {table}")
+    return n
+
+
+def lock_loans(where: str, params: dict) -> int:
+    """Take the row locks of the loans a step will post for, in id order, before reading their figures.
+
+    Payments lock their loan first too, so a payment racing a set-based step waits or is waited for —
+    never a deadlock, never a figure computed from a stale read.
+    """
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT l.id FROM servicing_loan l WHERE l.id IN ({where}) ORDER BY l.id FOR UPDATE", params)
+        return cur.rowcount
+
+
 def chunk_settings(cur) -> None:
     """For a transaction that works on one chunk of a big set-based job (tens of thousands to a million rows):
     its hash aggregates and sorts stay in memory instead of spilling to disk (default work_mem is 4 MB). JIT

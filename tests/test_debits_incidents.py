@@ -126,3 +126,97 @@ def test_manual_incident_bulk_waiver_needs_a_second_person(ref_data, notices, tm
     assert {(line.account, line.amount) for line in entry.lines.all()} == expected
     assert approve_waiver(incident, user=boss, on_date=day) == charged  # once
     assert all(r.ok for r in verify_books()), [(r.name, r.examples) for r in verify_books() if not r.ok]
+
+
+def _outage_found_late(channel, tmp_path, n: int, days: int = 6):
+    """n loans whose first debit failed on a bank outage (too few for automatic detection), then `days` business
+    days of penalty before ops recognise it and open the incident by hand."""
+    loans = [make_loan(i, channel) for i in range(1, n + 1)]
+    batch = create_debit_batch(FIRST_DUE, channel).batch
+    export_debit_batch(batch, tmp_path / f"o{n}.csv")
+    rows = [(d.reference, d.amount, "failed", "98", "系统维护", None) for d in debits_of(batch)]
+    summary = import_debit_results(result_file(channel, rows), channel=channel, name=f"r{n}.csv")
+    assert summary["incidents"] == []
+    day = FIRST_DUE
+    for _ in range(days):
+        day += timedelta(days=1)
+        run_business_day(day)
+    return loans, day
+
+
+@pytest.mark.parametrize("inline", [True, False])
+def test_every_affected_borrower_gets_one_apology_and_the_waiver_is_set_based(ref_data, tmp_path, settings, inline):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from notices.models import Notice
+    from servicing.models import AuditLog, IncidentLoan
+
+    from .test_notices_support import notices_settings
+
+    settings.NOTICES = notices_settings(SYNC_TASKS=False)
+    settings.MEDIA_ROOT = tmp_path / "media"
+    # inline: notify() one by one; else one COPY into the outbox (more than the threshold)
+    settings.REPAYDESK = {**settings.REPAYDESK, "INLINE_RECEIPTS_MAX": 200 if inline else 0}
+    channel = ref_data["std"]
+    loans, day = _outage_found_late(channel, tmp_path, 5)
+    charged = {i.loan_id: (i.penalty_accrued, i.compound_accrued)
+               for i in Instalment.objects.filter(loan__in=loans, seq=1)}
+    assert all(pen > 0 for pen, _ in charged.values())
+    assert {lo.dpd for lo in Loan.objects.filter(pk__in=[x.pk for x in loans])} == {6}
+    User = get_user_model()
+    ops, boss = User.objects.create(username="ops"), User.objects.create(username="boss")
+    incident = open_incident(channel=channel, window_start=FIRST_DUE, title="outage found late", user=ops)
+
+    apologies = Notice.objects.filter(event="incident_apology")
+    # each borrower told, on each channel of the event, once (not only the first: the key is per incident and loan)
+    assert sorted(apologies.filter(channel="sms").values_list("loan_id", flat=True)) == sorted(x.pk for x in loans)
+    for notice in apologies.filter(channel="sms"):
+        assert f"/pay/{notice.loan.contract_no}/" in notice.context["pay_url"]
+    count = apologies.count()
+    open_incident(channel=channel, window_start=FIRST_DUE, title="opened twice by mistake", user=ops)
+    add = Incident.objects.get(title="outage found late")
+    from servicing.services.debits.incidents import add_affected
+    add_affected(add, loans=loans)  # attaching the same loans again tells nobody twice
+    assert apologies.filter(object_type="servicing.incidentloan",
+                            object_id__in=[str(i) for i in IncidentLoan.objects.filter(incident=add)
+                                           .values_list("pk", flat=True)]).count() == count
+
+    request_waiver(incident, user=ops)
+    total = approve_waiver(incident, user=boss, on_date=day)
+    assert total == sum((pen + cmp for pen, cmp in charged.values()), Decimal("0"))
+    for inst in Instalment.objects.filter(loan__in=loans, seq=1):
+        pen, cmp = charged[inst.loan_id]
+        assert (inst.penalty_waived, inst.compound_waived) == (pen, cmp)
+        assert inst.outstanding("penalty") == inst.outstanding("compound") == 0 and inst.status == "overdue"
+        entry = JournalEntry.objects.get(kind="waiver", loan_id=inst.loan_id)
+        assert entry.idempotency_key == f"waiver:incident:{incident.pk}:{inst.loan_id}" and entry.created_by == boss
+        assert sum(line.amount for line in entry.lines.all() if line.account == "waiver_expense") == pen + cmp
+        assert IncidentLoan.objects.get(incident=incident, loan_id=inst.loan_id).waived_amount == pen + cmp
+    # still owing principal and interest, but not a day past due counted inside the (open) incident window
+    assert {(lo.status, lo.dpd) for lo in Loan.objects.filter(pk__in=[x.pk for x in loans])} == {("overdue", 0)}
+    assert AuditLog.objects.get(action="incident.waiver_approved").data["loans"] == "5"
+    assert approve_waiver(incident, user=boss, on_date=day) == total  # once
+    assert JournalEntry.objects.filter(kind="waiver").count() == 5
+    assert all(r.ok for r in verify_books()), [(r.name, r.examples) for r in verify_books() if not r.ok]
+
+
+
+def test_the_waiver_takes_as_many_queries_for_one_loan_as_for_five(ref_data, notices, tmp_path):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    channel = ref_data["std"]
+    loans, day = _outage_found_late(channel, tmp_path, 6)
+    User = get_user_model()
+    ops, boss = User.objects.create(username="ops"), User.objects.create(username="boss")
+    counts, totals = [], []
+    for title, affected in (("one", loans[:1]), ("five", loans[1:])):
+        incident = open_incident(channel=channel, window_start=FIRST_DUE, title=title, user=ops, loans=affected)
+        request_waiver(incident, user=ops)
+        with CaptureQueriesContext(connection) as q:
+            totals.append(approve_waiver(incident, user=boss, on_date=day))
+        counts.append(len(q))
+    assert totals[0] > 0 and totals[1] == 5 * totals[0]  # the same loans, the same penalty each
+    assert counts[0] == counts[1]
+    assert JournalEntry.objects.filter(kind="waiver").count() == 6

@@ -19,44 +19,11 @@ from django.utils import timezone
 
 from servicing.models import BusinessDayRun, Loan
 from servicing.models.loans import LoanProduct
-from servicing.sql import define_trigger_settings
+from servicing.sql import define_trigger_settings, lock_loans, stage
 from servicing.sql import execute as _exec
 
 from .accrual import grace_end
-
-
-def _stage(sql: str, params: dict, table: str) -> int:
-    """Stage the day's rows in a temp table with their idempotency key as a real column.
-
-    Joining on a computed key inside one CTE chain made the planner nest-loop on bad estimates, and
-    updating instalments in the same statement as journal inserts made pghistory's per-row
-    subtransactions scan the deferred-trigger queue (quadratic). So: stage, ANALYZE, update, then insert.
-    """
-    with connection.cursor() as cur:
-        cur.execute(f"DROP TABLE IF EXISTS {table}")
-        cur.execute(f"CREATE TEMP TABLE {table} ON COMMIT DROP AS {sql}", params)
-        n = cur.rowcount
-        cur.execute(f"ANALYZE {table}")
-    return n
-
-
-def _post_staged(table: str, kind: str, memo: str, legs: str) -> int:
-    """Insert one journal entry per staged row (ON CONFLICT: already posted) and its lines."""
-    with connection.cursor() as cur:
-        cur.execute(f"""
-            WITH ent AS (
-                INSERT INTO servicing_journalentry (kind, loan_id, value_date, idempotency_key, memo, created_at)
-                SELECT %s, loan_id, value_date, key, %s, now() FROM {table} WHERE total > 0
-                ON CONFLICT (idempotency_key) DO NOTHING
-                RETURNING id, loan_id, idempotency_key
-            )
-            INSERT INTO servicing_journalline (entry_id, loan_id, account, amount)
-            SELECT ent.id, ent.loan_id, x.account, x.amount
-              FROM ent JOIN {table} t ON t.key = ent.idempotency_key
-             CROSS JOIN LATERAL (VALUES {legs}) AS x(account, amount)
-             WHERE x.amount <> 0""", [kind, memo])
-        return cur.rowcount
-
+from .ledger import post_staged
 
 ANALYZE_MIN_ROWS = 100
 
@@ -75,17 +42,6 @@ def _refresh_stats(table: str, columns: str, changed: int) -> None:
     if changed >= ANALYZE_MIN_ROWS:
         with connection.cursor() as cur:
             cur.execute(f"ANALYZE {table} ({columns})")
-
-
-def _lock_loans(where: str, params: dict) -> int:
-    """Take the row locks of the loans a step will post for, in id order, before reading their figures.
-
-    Payments lock their loan first too, so a payment racing the business day waits or is waited for —
-    never a deadlock, never the same day's penalty computed from a stale read.
-    """
-    with connection.cursor() as cur:
-        cur.execute(f"SELECT l.id FROM servicing_loan l WHERE l.id IN ({where}) ORDER BY l.id FOR UPDATE", params)
-        return cur.rowcount
 
 
 def _earliest_due(where: str) -> date | None:
@@ -112,9 +68,9 @@ def bill_due_instalments(d: date) -> dict:
     if lo is None or lo > d:
         return {"billed": 0}
     p = {"lo": lo, "d": d}
-    _lock_loans(f"""SELECT i.loan_id FROM servicing_instalment i
+    lock_loans(f"""SELECT i.loan_id FROM servicing_instalment i
                      WHERE i.due_date BETWEEN %(lo)s AND %(d)s AND {UNBILLED}""", p)
-    n = _stage(f"""
+    n = stage(f"""
         SELECT i.id, i.loan_id, i.due_date AS value_date, i.interest_due, i.fee_due,
                i.interest_due + i.fee_due AS total, 'billing:' || i.id AS key
           FROM servicing_instalment i
@@ -122,7 +78,7 @@ def bill_due_instalments(d: date) -> dict:
     if not n:
         return {"billed": 0}
     _exec("UPDATE servicing_instalment i SET billed = true FROM bd_billing t WHERE i.id = t.id AND NOT i.billed", {})
-    lines = _post_staged("bd_billing", "billing", "instalment due",
+    lines = post_staged("bd_billing", "billing", "instalment due",
                          "('interest_receivable', t.interest_due), ('interest_income', -t.interest_due), "
                          "('fee_receivable', t.fee_due), ('fee_income', -t.fee_due)")
     return {"billed": n, "journal_lines": lines}
@@ -172,10 +128,10 @@ def accrue_penalties(d: date) -> dict:
     eligible = [(pid, due) for pid, due, end in ends if d > end]
     if not eligible:
         return {"instalments": 0}
-    _lock_loans("""SELECT i.loan_id FROM servicing_instalment i
+    lock_loans("""SELECT i.loan_id FROM servicing_instalment i
                     WHERE i.status = 'overdue' AND i.due_date < %(d)s
                       AND (i.penalty_accrued_through IS NULL OR i.penalty_accrued_through < %(d)s)""", {"d": d})
-    n = _stage("""
+    n = stage("""
         WITH g AS (
             SELECT * FROM unnest(%(pids)s::bigint[], %(dues)s::date[]) AS g(product_id, due_date)
         ), todo AS (
@@ -217,7 +173,7 @@ def accrue_penalties(d: date) -> dict:
                FROM bd_accrual t
               WHERE i.id = t.id AND (i.penalty_accrued_through IS NULL OR i.penalty_accrued_through < %(d)s)""",
           {"d": d})
-    _post_staged("bd_accrual", "accrual", "penalty accrual",
+    post_staged("bd_accrual", "accrual", "penalty accrual",
                  "('penalty_receivable', t.pen), ('penalty_income', -t.pen), "
                  "('compound_receivable', t.cmp), ('compound_income', -t.cmp)")
     return {"instalments": n}

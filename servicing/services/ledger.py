@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Sum
 
 from servicing.domain.money import ZERO, fen
@@ -52,6 +52,28 @@ def post_entry(*, kind: str, key: str, value_date: date, legs: Iterable[Leg], lo
             JournalLine(entry=entry, loan=loan, account=account, amount=amount) for account, amount in lines
         )
     return entry, True
+
+
+def post_staged(table: str, kind: str, memo: str, legs: str, *, user=None) -> int:
+    """Post one entry per row of a staged table (servicing.sql.stage: loan_id, value_date, key, total and the
+    columns `legs` reads as t.*) and its lines, set-based; ON CONFLICT on the key: already posted. `legs` is
+    the SQL VALUES list of (account, amount); zero lines are left out, so the entry balances as its legs do
+    (the deferred balance trigger checks it at commit)."""
+    with connection.cursor() as cur:
+        cur.execute(f"""
+            WITH ent AS (
+                INSERT INTO servicing_journalentry (kind, loan_id, value_date, idempotency_key, memo, created_at,
+                                                    created_by_id)
+                SELECT %s, loan_id, value_date, key, %s, now(), %s FROM {table} WHERE total > 0
+                ON CONFLICT (idempotency_key) DO NOTHING
+                RETURNING id, loan_id, idempotency_key
+            )
+            INSERT INTO servicing_journalline (entry_id, loan_id, account, amount)
+            SELECT ent.id, ent.loan_id, x.account, x.amount
+              FROM ent JOIN {table} t ON t.key = ent.idempotency_key
+             CROSS JOIN LATERAL (VALUES {legs}) AS x(account, amount)
+             WHERE x.amount <> 0""", [kind, memo[:200], getattr(user, "pk", None)])
+        return cur.rowcount
 
 
 def reverse_entry(entry: JournalEntry, *, value_date: date, memo: str, user=None) -> JournalEntry:

@@ -9,22 +9,24 @@ again when the channel is back, each borrower gets one apology, and a report say
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import date
 from decimal import Decimal
 
+import pghistory
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
 from servicing.domain.money import ZERO, format_amount
-from servicing.models import Channel, Debit, DebitBatch, Incident, IncidentLoan, Instalment, Loan
+from servicing.models import Channel, Debit, DebitBatch, Incident, IncidentLoan, Loan
 from servicing.models.debits import IncidentStatus
-from servicing.models.ledger import Account, EntryKind
+from servicing.models.ledger import EntryKind
 from servicing.services import audit
-from servicing.services.ledger import Leg, post_entry
+from servicing.services.ledger import post_staged
+from servicing.sql import define_trigger_settings, lock_loans, stage
 
+from .batches import OUTSTANDING_SQL
 from .policy import INSTITUTION_SIDE
 
 
@@ -81,21 +83,33 @@ def open_incident(*, channel: Channel, window_start: date, title: str, user=None
 
 
 def add_affected(incident: Incident, *, debits: list[Debit] = (), loans: list[Loan] = ()) -> int:
+    """Attach loans to the incident and apologise to each borrower once (one COPY for an outage's thousands)."""
     rows = {d.loan_id: IncidentLoan(incident=incident, loan_id=d.loan_id, debit=d) for d in debits}
     for loan in loans:
         rows.setdefault(loan.pk, IncidentLoan(incident=incident, loan_id=loan.pk))
     created = IncidentLoan.objects.bulk_create(rows.values(), ignore_conflicts=True)
-    from notices.services import events
+    _apologise(incident, list(rows))
+    return len(created)
 
-    for il in IncidentLoan.objects.filter(incident=incident, loan_id__in=list(rows)).select_related("loan__borrower"):
-        url = f"{settings.REPAYDESK.get('PUBLIC_BASE_URL', '').rstrip('/')}/pay/{il.loan.contract_no}/"
-        events.notify("incident_apology", loan=il.loan, obj=incident, on_date=incident.window_start, context={
-            "incident_summary": f"{incident.window_start.isoformat()} 起{incident.channel.name}系统故障，"
-                                f"代扣未能正常执行，期间不计罚息、不影响征信",
+
+def _apologise(incident: Incident, loan_ids: list[int]) -> None:
+    """incident_apology about the loan's own IncidentLoan row: its dedupe key is per incident *and* loan (about
+    the incident itself, every borrower after the first shared the first one's key and was never told)."""
+    from .bulk_notices import notify_many
+
+    base = settings.REPAYDESK.get("PUBLIC_BASE_URL", "").rstrip("/")
+    summary = (f"{incident.window_start.isoformat()} 起{incident.channel.name}系统故障，"
+               f"代扣未能正常执行，期间不计罚息、不影响征信")
+    items = []
+    for il in (IncidentLoan.objects.filter(incident=incident, loan_id__in=loan_ids)
+               .select_related("loan__borrower", "loan__product").order_by("loan_id")):
+        url = f"{base}/pay/{il.loan.contract_no}/"
+        items.append((il.loan, il, incident.window_start, {
+            "incident_summary": summary,
             "what_to_do": f"无需操作，渠道恢复后我们将重新扣款；您也可以通过 {url} 主动还款",
             "pay_url": url,
-        })
-    return len(created)
+        }))
+    notify_many("incident_apology", items)
 
 
 FROZEN_SQL = """
@@ -117,22 +131,28 @@ def freeze_for_day(d: date) -> dict:
                             AND (i.penalty_accrued_through IS NULL OR i.penalty_accrued_through < %(d)s)""",
                     {"d": d})
         clock = cur.rowcount
-        cur.execute("""
-            WITH od AS (SELECT i.loan_id, MIN(i.due_date) AS oldest FROM servicing_instalment i
-                         WHERE i.status = 'overdue'
-                           AND i.loan_id IN (SELECT loan_id FROM servicing_incidentloan) GROUP BY i.loan_id),
-                 frozen AS (
-                    SELECT od.loan_id, od.oldest,
-                           SUM(GREATEST(0, LEAST(COALESCE(inc.window_end, %(d)s), %(d)s)
-                                           - GREATEST(inc.window_start, od.oldest + 1) + 1)) AS days
-                      FROM od JOIN servicing_incidentloan il ON il.loan_id = od.loan_id
-                      JOIN servicing_incident inc ON inc.id = il.incident_id
-                     GROUP BY od.loan_id, od.oldest)
-            UPDATE servicing_loan l SET dpd = GREATEST(0, (%(d)s::date - f.oldest) - f.days)
-              FROM frozen f
-             WHERE l.id = f.loan_id AND l.status IN ('active', 'overdue')
-               AND l.dpd <> GREATEST(0, (%(d)s::date - f.oldest) - f.days)""", {"d": d})
-        return {"penalty_clock_held": clock, "dpd_adjusted": cur.rowcount}
+        return {"penalty_clock_held": clock,
+                "dpd_adjusted": _frozen_dpd(cur, d, "SELECT loan_id FROM servicing_incidentloan")}
+
+
+def _frozen_dpd(cur, d: date, loans: str) -> int:
+    """DPD of the overdue `loans` (a subquery of loan ids) as of `d`, leaving out the days inside their incidents'
+    windows; returns the loans whose DPD changed."""
+    cur.execute(f"""
+        WITH od AS (SELECT i.loan_id, MIN(i.due_date) AS oldest FROM servicing_instalment i
+                     WHERE i.status = 'overdue' AND i.loan_id IN ({loans}) GROUP BY i.loan_id),
+             frozen AS (
+                SELECT od.loan_id, od.oldest,
+                       SUM(GREATEST(0, LEAST(COALESCE(inc.window_end, %(d)s), %(d)s)
+                                       - GREATEST(inc.window_start, od.oldest + 1) + 1)) AS days
+                  FROM od JOIN servicing_incidentloan il ON il.loan_id = od.loan_id
+                  JOIN servicing_incident inc ON inc.id = il.incident_id
+                 GROUP BY od.loan_id, od.oldest)
+        UPDATE servicing_loan l SET dpd = GREATEST(0, (%(d)s::date - f.oldest) - f.days)
+          FROM frozen f
+         WHERE l.id = f.loan_id AND l.status IN ('active', 'overdue')
+           AND l.dpd <> GREATEST(0, (%(d)s::date - f.oldest) - f.days)""", {"d": d})
+    return cur.rowcount
 
 
 @transaction.atomic
@@ -179,29 +199,31 @@ def request_waiver(incident: Incident, *, user) -> Incident:
     return incident
 
 
-def _window_charges(incident: Incident) -> dict[int, dict[str, Decimal]]:
-    """Penalty and compound accrued inside the window for the affected loans, per instalment."""
-    end = incident.window_end or date.max
-    with connection.cursor() as cur:
-        cur.execute("""
-            SELECT split_part(e.idempotency_key, ':', 2)::bigint AS inst_id, j.account, SUM(j.amount)
-              FROM servicing_journalentry e JOIN servicing_journalline j ON j.entry_id = e.id
-             WHERE e.kind = 'accrual' AND e.loan_id IN (SELECT loan_id FROM servicing_incidentloan
-                                                         WHERE incident_id = %s)
-               AND e.value_date >= %s AND e.value_date <= %s
-               AND j.account IN ('penalty_receivable', 'compound_receivable')
-             GROUP BY 1, 2""", [incident.pk, incident.window_start, end])
-        out: dict[int, dict[str, Decimal]] = defaultdict(dict)
-        for inst_id, account, amount in cur.fetchall():
-            out[inst_id]["penalty" if account == "penalty_receivable" else "compound"] = amount
-    return out
+# Per instalment of the incident's loans: the penalty and compound its accruals charged inside the window, as far as
+# still owed (a payment may have taken some); the waiver's entry is per loan (waiver:incident:<id>:<loan>).
+WAIVABLE_SQL = """
+    WITH charged AS (
+        SELECT split_part(e.idempotency_key, ':', 2)::bigint AS id,
+               COALESCE(SUM(j.amount) FILTER (WHERE j.account = 'penalty_receivable'), 0) AS pen,
+               COALESCE(SUM(j.amount) FILTER (WHERE j.account = 'compound_receivable'), 0) AS cmp
+          FROM servicing_journalentry e JOIN servicing_journalline j ON j.entry_id = e.id
+         WHERE e.kind = 'accrual'
+           AND e.loan_id IN (SELECT loan_id FROM servicing_incidentloan WHERE incident_id = %(inc)s)
+           AND e.value_date BETWEEN %(start)s AND %(end)s
+           AND j.account IN ('penalty_receivable', 'compound_receivable')
+         GROUP BY 1)
+    SELECT i.id, i.loan_id,
+           GREATEST(0, LEAST(c.pen, i.penalty_accrued - i.penalty_paid - i.penalty_waived)) AS pen,
+           GREATEST(0, LEAST(c.cmp, i.compound_accrued - i.compound_paid - i.compound_waived)) AS cmp
+      FROM charged c JOIN servicing_instalment i ON i.id = c.id
+"""
 
 
 @transaction.atomic
 def approve_waiver(incident: Incident, *, user, on_date: date) -> Decimal:
-    """Waive (one approval for the lot) the penalty and compound charged because of the incident:
-    DR waiver_expense, CR penalty/compound receivable, per loan; instalments' *_waived updated."""
-    from servicing.services.payments import instalment_status, refresh_loan_status
+    """Waive (one approval for the lot, four eyes) the penalty and compound charged because of the incident:
+    one entry per loan (DR waiver_expense, CR penalty/compound receivable), the instalments' *_waived, DPD and
+    status; loans left owing nothing are settled. Set-based: an outage's thousands of loans in a few statements."""
     from servicing.services.settlement import settle_loans
 
     incident = Incident.objects.select_for_update().get(pk=incident.pk)
@@ -211,39 +233,46 @@ def approve_waiver(incident: Incident, *, user, on_date: date) -> Decimal:
         return incident.waived_amount
     if incident.waiver_requested_by_id == getattr(user, "pk", None):
         raise IncidentError("four eyes: the approver must not be the person who requested the waiver")
-    charges = _window_charges(incident)
-    by_loan: dict[int, list[Instalment]] = defaultdict(list)
-    for inst in Instalment.objects.filter(pk__in=list(charges)).order_by("loan_id", "seq"):
-        by_loan[inst.loan_id].append(inst)
-    total, waived = ZERO, []
-    for loan in Loan.objects.filter(pk__in=list(by_loan)).select_related("product"):
-        per_component = {"penalty": ZERO, "compound": ZERO}
-        for inst in by_loan[loan.pk]:
-            for comp in ("penalty", "compound"):
-                amount = min(charges[inst.pk].get(comp, ZERO), inst.outstanding(comp))
-                if amount > ZERO:
-                    setattr(inst, f"{comp}_waived", getattr(inst, f"{comp}_waived") + amount)
-                    per_component[comp] += amount
-            inst.status = instalment_status(inst, on_date)
-            if inst.status == "paid" and inst.paid_on is None:
-                inst.paid_on = on_date
-            inst.save(update_fields=["penalty_waived", "compound_waived", "status", "paid_on"])
-        loan_total = per_component["penalty"] + per_component["compound"]
-        if loan_total == ZERO:
-            continue
-        post_entry(kind=EntryKind.WAIVER, key=f"waiver:incident:{incident.pk}:{loan.pk}", value_date=on_date,
-                   loan=loan, memo=f"incident {incident.reference} waiver", user=user,
-                   legs=[Leg(Account.WAIVER_EXPENSE, loan_total),
-                         Leg(Account.PENALTY_RECEIVABLE, -per_component["penalty"]),
-                         Leg(Account.COMPOUND_RECEIVABLE, -per_component["compound"])])
-        IncidentLoan.objects.filter(incident=incident, loan=loan).update(waived_amount=loan_total)
-        refresh_loan_status(loan, on_date)
-        waived.append(loan.pk)
-        total += loan_total
-    settle_loans(waived, user=user)
+    p = {"inc": incident.pk, "start": incident.window_start, "end": incident.window_end or date.max, "d": on_date}
+    with pghistory.context(incident=incident.reference, waiver_approved_by=getattr(user, "pk", None)), \
+            connection.cursor() as cur:
+        define_trigger_settings(cur)  # the instalments' history triggers, per row (see settlement.settle_loans)
+        lock_loans("SELECT loan_id FROM servicing_incidentloan WHERE incident_id = %(inc)s", p)
+        stage(f"SELECT * FROM ({WAIVABLE_SQL}) w WHERE w.pen > 0 OR w.cmp > 0", p, "_incident_waiver")
+        cur.execute(f"""
+            UPDATE servicing_instalment i
+               SET penalty_waived = i.penalty_waived + w.pen, compound_waived = i.compound_waived + w.cmp,
+                   status = CASE WHEN i.status = 'superseded' THEN i.status
+                                 WHEN {OUTSTANDING_SQL} - w.pen - w.cmp = 0 THEN 'paid'
+                                 WHEN i.due_date < %(d)s THEN 'overdue'
+                                 WHEN i.principal_paid + i.interest_paid + i.fee_paid + i.penalty_paid
+                                      + i.compound_paid > 0 THEN 'partially_paid'
+                                 ELSE 'pending' END,
+                   paid_on = CASE WHEN i.status <> 'superseded' AND {OUTSTANDING_SQL} - w.pen - w.cmp = 0
+                                  THEN COALESCE(i.paid_on, %(d)s) ELSE i.paid_on END
+              FROM _incident_waiver w WHERE i.id = w.id""", p)
+        stage(f"""SELECT loan_id, %(d)s::date AS value_date, 'waiver:incident:{incident.pk}:' || loan_id AS key,
+                         SUM(pen) AS pen, SUM(cmp) AS cmp, SUM(pen + cmp) AS total
+                    FROM _incident_waiver GROUP BY loan_id""", p, "_incident_waiver_loans")
+        post_staged("_incident_waiver_loans", EntryKind.WAIVER, f"incident {incident.reference} waiver",
+                    "('waiver_expense', t.total), ('penalty_receivable', -t.pen), ('compound_receivable', -t.cmp)",
+                    user=user)
+        cur.execute("""UPDATE servicing_incidentloan il SET waived_amount = t.total FROM _incident_waiver_loans t
+                        WHERE il.incident_id = %(inc)s AND il.loan_id = t.loan_id""", p)
+        # no overdue instalment left: cured; otherwise DPD from the oldest still overdue, the window's days left out
+        cur.execute("""UPDATE servicing_loan l SET dpd = 0, status = 'active'
+                         FROM _incident_waiver_loans t
+                        WHERE l.id = t.loan_id AND l.status = 'overdue'
+                          AND NOT EXISTS (SELECT 1 FROM servicing_instalment i
+                                           WHERE i.loan_id = l.id AND i.status = 'overdue')""")
+        _frozen_dpd(cur, on_date, "SELECT loan_id FROM _incident_waiver_loans")
+        cur.execute("SELECT loan_id, total FROM _incident_waiver_loans ORDER BY loan_id")
+        waived = cur.fetchall()
+    total = sum((amount for _, amount in waived), ZERO)
+    settle_loans([loan_id for loan_id, _ in waived], user=user)
     Incident.objects.filter(pk=incident.pk).update(waiver_approved_by=user, waiver_approved_at=timezone.now(),
                                                    waived_amount=total)
-    audit.record("incident.waiver_approved", incident, actor=user, amount=total)
+    audit.record("incident.waiver_approved", incident, actor=user, amount=total, loans=len(waived))
     return total
 
 
