@@ -15,6 +15,7 @@ Benchmarks TRUNCATE tables, so ``guard_database()`` refuses a database whose nam
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime as _dt
 import os
@@ -69,6 +70,17 @@ def ensure_database_exists() -> bool:
             return False
         conn.execute(f'CREATE DATABASE "{name}"')
         return True
+
+
+def cohort_parser(doc: str, *, loans: int, naive_sample: int) -> argparse.ArgumentParser:
+    """The options of the benchmarks on a generated cohort of due loans (bench/debit_batch.py `generate`):
+    --loans, --date (their due date), --naive-sample (loans the per-loan baseline runs on), --force."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--loans", type=int, default=loans)
+    ap.add_argument("--date", type=_dt.date.fromisoformat, default=_dt.date(2026, 12, 1))
+    ap.add_argument("--naive-sample", type=int, default=naive_sample)
+    ap.add_argument("--force", action="store_true")
+    return ap
 
 
 def setup_django(*, create_db: bool = True, migrate: bool = True) -> None:

@@ -22,7 +22,6 @@ Prints rows, seconds, rows/s, peak memory, the baseline and the ratio, and PASS/
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -168,11 +167,7 @@ def updates() -> tuple[int, int]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--loans", type=int, default=100000)
-    ap.add_argument("--date", type=date.fromisoformat, default=date(2026, 12, 1))
-    ap.add_argument("--naive-sample", type=int, default=2000)
-    ap.add_argument("--force", action="store_true")
+    ap = common.cohort_parser(__doc__, loans=100000, naive_sample=2000)
     ap.add_argument("--reuse", action="store_true",
                     help="keep the loans of an earlier run with the same --loans and --date (only the debit side is "
                          "emptied); generates them when they are not there")

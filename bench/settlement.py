@@ -17,11 +17,9 @@ certificate and its notice — against settling the same loans one by one.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -63,11 +61,7 @@ def check() -> tuple[int, int, int]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--loans", type=int, default=100000)
-    ap.add_argument("--date", type=date.fromisoformat, default=date(2026, 12, 1))
-    ap.add_argument("--naive-sample", type=int, default=200)
-    ap.add_argument("--force", action="store_true")
+    ap = common.cohort_parser(__doc__, loans=100000, naive_sample=200)
     args = ap.parse_args(argv)
     common.setup_django()
     common.guard_database(args.force)
