@@ -19,29 +19,11 @@ from django.utils import timezone
 
 from servicing.models import BusinessDayRun, Loan
 from servicing.models.loans import LoanProduct
-from servicing.sql import define_trigger_settings, lock_loans, stage
+from servicing.sql import define_trigger_settings, lock_loans, refresh_stats, stage
 from servicing.sql import execute as _exec
 
 from .accrual import grace_end
 from .ledger import post_staged
-
-ANALYZE_MIN_ROWS = 100
-
-
-def _refresh_stats(table: str, columns: str, changed: int) -> None:
-    """ANALYZE the columns a step just moved, when it moved enough rows to matter.
-
-    mark_overdue turns thousands of instalments overdue and refresh_dpd thousands of loans, far below the
-    10 % autoanalyze threshold of a big book, so the planner keeps believing "almost nothing is overdue"
-    (rows=1) and nests loops over what are really thousands of rows on each side: refresh_dpd's cured
-    check and the collections snapshot went quadratic (35 s and 144 s at 100k loans). A column ANALYZE
-    samples a fixed 30k rows (≈0.2 s at 1.2M instalments), runs inside the step's transaction (it sees
-    the step's own updates) and is skipped when nothing changed, so a re-run pays nothing. Without table
-    ownership PostgreSQL only warns and skips it.
-    """
-    if changed >= ANALYZE_MIN_ROWS:
-        with connection.cursor() as cur:
-            cur.execute(f"ANALYZE {table} ({columns})")
 
 
 def _earliest_due(where: str) -> date | None:
@@ -105,7 +87,7 @@ def mark_overdue(d: date) -> dict:
         return {"instalments": 0}
     n = _exec(f"""UPDATE servicing_instalment i SET status = 'overdue'
                    WHERE i.due_date >= %(lo)s AND i.due_date < %(d)s AND {NOT_YET_OVERDUE}""", {"lo": lo, "d": d})
-    _refresh_stats("servicing_instalment", "status", n)
+    refresh_stats("servicing_instalment", "status", n)
     return {"instalments": n}
 
 
@@ -189,7 +171,7 @@ def refresh_dpd(d: date) -> dict:
          WHERE l.id = od.loan_id AND l.status IN ('active', 'overdue')
            AND (l.dpd <> %(d)s::date - od.oldest OR l.status <> 'overdue')""", {"d": d})
     # the cured check below reads the loans just turned overdue: fresh statistics keep it a hash anti join
-    _refresh_stats("servicing_loan", "status, dpd", overdue)
+    refresh_stats("servicing_loan", "status, dpd", overdue)
     cured = _exec("""
         UPDATE servicing_loan l SET dpd = 0, status = 'active'
          WHERE l.status = 'overdue'

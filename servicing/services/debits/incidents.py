@@ -45,29 +45,40 @@ def detect_incidents(batch_ids: list[int], *, result_file=None) -> list[str]:
     pct, minimum = _threshold()
     opened = []
     for batch in DebitBatch.objects.filter(pk__in=batch_ids).select_related("channel"):
-        bad = batch.debits.filter(category__in=INSTITUTION_SIDE, status__in=["failed", "unknown"])
-        n = bad.count()
+        n = batch.debits.filter(category__in=INSTITUTION_SIDE, status__in=["failed", "unknown"]).count()
         total = batch.control_count or batch.debits.exclude(status="cancelled").count()
         if n < minimum or n * 100 <= pct * total:
             continue
         if Incident.objects.filter(batch=batch, automatic=True).exists():
             continue
         incident = open_incident(channel=batch.channel, window_start=batch.business_date, batch=batch,
-                                 automatic=True, debits=list(bad),
+                                 automatic=True,
                                  title=f"{batch.channel.code}: {n}/{total} debits failed institution-side "
                                        f"on {batch.business_date}")
         opened.append(incident.reference)
     return opened
 
 
+# The loans whose debits failed institution-side (channel_down, technical, unknown), each with its latest such
+# debit: of one batch (detected), or on the channel since the window's start (opened by hand)
+AFFECTED_SQL = """
+    INSERT INTO servicing_incidentloan (incident_id, loan_id, debit_id, waived_amount)
+    SELECT DISTINCT ON (d.loan_id) %(inc)s, d.loan_id, d.id, 0
+      FROM servicing_debit d JOIN servicing_debitbatch b ON b.id = d.batch_id
+     WHERE {where} AND d.category = ANY(%(categories)s) AND d.status IN ('failed', 'unknown')
+     ORDER BY d.loan_id, d.id DESC
+    ON CONFLICT (incident_id, loan_id) DO NOTHING
+"""
+
+
 @transaction.atomic
 def open_incident(*, channel: Channel, window_start: date, title: str, user=None, batch: DebitBatch | None = None,
                   automatic: bool = False, debits: list[Debit] | None = None,
                   loans: list[Loan] | None = None) -> Incident:
-    """Open an incident (automatically or by hand) and attach the affected loans.
+    """Open an incident (automatically or by hand) and attach the affected loans, each borrower told once.
 
-    By hand without a list, the affected loans are those whose debits on the channel since `window_start`
-    failed institution-side (channel_down, technical, unknown).
+    Without a list, the affected loans are those whose debits failed institution-side: in `batch` when given,
+    else on the channel since `window_start`.
     """
     n = Incident.objects.filter(opened_at__date=timezone.localdate()).count() + 1
     incident = Incident.objects.create(
@@ -75,15 +86,21 @@ def open_incident(*, channel: Channel, window_start: date, title: str, user=None
         automatic=automatic, title=title[:200], window_start=window_start,
         opened_by=user if getattr(user, "is_authenticated", False) else None)
     if debits is None and loans is None:
-        debits = list(Debit.objects.filter(batch__channel=channel, batch__business_date__gte=window_start,
-                                           category__in=INSTITUTION_SIDE, status__in=["failed", "unknown"]))
-    add_affected(incident, debits=debits or [], loans=loans or [])
-    audit.record("incident.opened", incident, actor=user, automatic=automatic, channel=channel.code)
+        where = "d.batch_id = %(batch)s" if batch else "b.channel_id = %(channel)s AND b.business_date >= %(start)s"
+        with connection.cursor() as cur:
+            cur.execute(AFFECTED_SQL.format(where=where), {
+                "inc": incident.pk, "batch": getattr(batch, "pk", None), "channel": channel.pk,
+                "start": window_start, "categories": list(INSTITUTION_SIDE)})
+        _apologise(incident)
+    else:
+        add_affected(incident, debits=debits or [], loans=loans or [])
+    audit.record("incident.opened", incident, actor=user, automatic=automatic, channel=channel.code,
+                 loans=incident.affected.count())
     return incident
 
 
 def add_affected(incident: Incident, *, debits: list[Debit] = (), loans: list[Loan] = ()) -> int:
-    """Attach loans to the incident and apologise to each borrower once (one COPY for an outage's thousands)."""
+    """Attach these loans to the incident and apologise to each borrower once."""
     rows = {d.loan_id: IncidentLoan(incident=incident, loan_id=d.loan_id, debit=d) for d in debits}
     for loan in loans:
         rows.setdefault(loan.pk, IncidentLoan(incident=incident, loan_id=loan.pk))
@@ -92,24 +109,34 @@ def add_affected(incident: Incident, *, debits: list[Debit] = (), loans: list[Lo
     return len(created)
 
 
-def _apologise(incident: Incident, loan_ids: list[int]) -> None:
-    """incident_apology about the loan's own IncidentLoan row: its dedupe key is per incident *and* loan (about
-    the incident itself, every borrower after the first shared the first one's key and was never told)."""
-    from .bulk_notices import notify_many
+APOLOGY_BLOCK = 5000  # loans whose apologies are built and queued at a time: memory flat in the outage's size
 
-    base = settings.REPAYDESK.get("PUBLIC_BASE_URL", "").rstrip("/")
+
+def _apologise(incident: Incident, loan_ids: list[int] | None = None) -> None:
+    """incident_apology to the borrower of each affected loan (of `loan_ids`, default all), about the loan's own
+    IncidentLoan row: its dedupe key is per incident *and* loan (about the incident itself, every borrower after
+    the first shared the first one's key and was never told), so telling again tells nobody twice. In blocks,
+    each through notify_many (one COPY into the outbox for a block of an outage's thousands)."""
+    from .bulk_notices import notify_many
+    from .failures import pay_url
+
+    affected = IncidentLoan.objects.filter(incident=incident)
+    if loan_ids is not None:
+        affected = affected.filter(loan_id__in=loan_ids)
+    ids = list(affected.order_by("id").values_list("id", flat=True))
     summary = (f"{incident.window_start.isoformat()} 起{incident.channel.name}系统故障，"
                f"代扣未能正常执行，期间不计罚息、不影响征信")
-    items = []
-    for il in (IncidentLoan.objects.filter(incident=incident, loan_id__in=loan_ids)
-               .select_related("loan__borrower", "loan__product").order_by("loan_id")):
-        url = f"{base}/pay/{il.loan.contract_no}/"
-        items.append((il.loan, il, incident.window_start, {
-            "incident_summary": summary,
-            "what_to_do": f"无需操作，渠道恢复后我们将重新扣款；您也可以通过 {url} 主动还款",
-            "pay_url": url,
-        }))
-    notify_many("incident_apology", items)
+    for i in range(0, len(ids), APOLOGY_BLOCK):
+        items = []
+        for il in (IncidentLoan.objects.filter(pk__in=ids[i:i + APOLOGY_BLOCK])
+                   .select_related("loan__borrower", "loan__product").order_by("id")):
+            url = pay_url(il.loan)
+            items.append((il.loan, il, incident.window_start, {
+                "incident_summary": summary,
+                "what_to_do": f"无需操作，渠道恢复后我们将重新扣款；您也可以通过 {url} 主动还款",
+                "pay_url": url,
+            }))
+        notify_many("incident_apology", items)
 
 
 FROZEN_SQL = """
