@@ -110,6 +110,23 @@ def generate(n: int, d: date, maturing: int = 0) -> dict:
     return {"channel": channel, "product": product}
 
 
+def exported_batch(n: int, d: date, maturing: int = 0) -> tuple[dict, object, Path]:
+    """The start of the benchmarks that answer a batch: N generated loans (timed as "generate"), their std batch
+    built and exported into a new temporary folder, which also becomes MEDIA_ROOT. Returns (generate's context,
+    the batch, the folder)."""
+    from django.conf import settings
+
+    from servicing.services.debits.batches import create_debit_batch, export_debit_batch
+
+    with common.measure("generate"):
+        ctx = generate(n, d, maturing=maturing)
+    tmp = Path(tempfile.mkdtemp())
+    settings.MEDIA_ROOT = tmp / "media"
+    batch = create_debit_batch(d, ctx["channel"]).batch
+    export_debit_batch(batch, tmp / "batch.csv")
+    return ctx, batch, tmp
+
+
 DEBIT_SIDE = ["servicing_reconciliationexception", "servicing_debitattempt", "servicing_retrystate",
               "servicing_debitskip", "servicing_misseddebitexception", "servicing_incidentloan", "servicing_incident",
               "servicing_debit", "servicing_debitbatch", "servicing_auditlog"]

@@ -34,14 +34,13 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
-from debit_batch import generate  # noqa: E402
+from debit_batch import exported_batch  # noqa: E402
 
 RESULT_SQL = """
 COPY (SELECT d.reference, d.amount::text,
@@ -213,20 +212,13 @@ def main(argv=None) -> int:
     common.setup_django()
     common.guard_database(args.force)
     n, d = args.rows, args.date
-    from django.conf import settings
 
     from servicing.services.debits import results
-    from servicing.services.debits.batches import create_debit_batch, export_debit_batch
     from servicing.services.debits.profiles import result_layout
     from servicing.services.verify import verify_books
 
     print(f"generating {n:,} due loans, the batch and its result file …")
-    with common.measure("generate"):
-        ctx = generate(n, d)
-    tmp = Path(tempfile.mkdtemp())
-    settings.MEDIA_ROOT = tmp / "media"
-    batch = create_debit_batch(d, ctx["channel"]).batch
-    export_debit_batch(batch, tmp / "batch.csv")
+    ctx, batch, tmp = exported_batch(n, d)
     path = tmp / "result.csv"
     rows = write_result_file(path, batch.pk, d, args.insufficient)
     print(f"  result file: {rows:,} rows, {path.stat().st_size / 1e6:.1f} MB")

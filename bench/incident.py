@@ -19,7 +19,6 @@ told once, the penalty charged meanwhile waived with one approval — against do
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from datetime import timedelta
@@ -28,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
-from debit_batch import generate  # noqa: E402
+from debit_batch import exported_batch  # noqa: E402
 
 OUTAGE_SQL = """
 COPY (SELECT d.reference, d.amount::text, 'FAILED', '02', '系统未开放或暂时关闭', '', ''
@@ -136,18 +135,12 @@ def main(argv=None) -> int:
 
     from servicing.services.business_day import run_business_day
     from servicing.services.debits import results
-    from servicing.services.debits.batches import create_debit_batch, export_debit_batch
     from servicing.services.debits.incidents import approve_waiver, open_incident, request_waiver
     from servicing.services.verify import verify_books
 
     settings.REPAYDESK = {**settings.REPAYDESK, "INCIDENT_MIN_DEBITS": n + 1}  # nobody noticed at the import
     print(f"generating {n:,} due loans, the batch and the outage's result file …")
-    with common.measure("generate"):
-        ctx = generate(n, d)
-    tmp = Path(tempfile.mkdtemp())
-    settings.MEDIA_ROOT = tmp / "media"
-    batch = create_debit_batch(d, ctx["channel"]).batch
-    export_debit_batch(batch, tmp / "batch.csv")
+    ctx, batch, tmp = exported_batch(n, d)
     write_outage_file(tmp / "result.csv", batch.pk)
     summary = results.import_debit_results(tmp / "result.csv", channel=ctx["channel"])
     print(f"  import: failed={summary['failed']} incidents={summary['incidents']}")

@@ -18,13 +18,12 @@ certificate and its notice — against settling the same loans one by one.
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
-from debit_batch import generate  # noqa: E402
+from debit_batch import exported_batch  # noqa: E402
 from import_results import write_result_file  # noqa: E402
 
 PUT_BACK_SQL = [
@@ -69,17 +68,11 @@ def main(argv=None) -> int:
     from django.conf import settings
 
     from servicing.services.debits import results
-    from servicing.services.debits.batches import create_debit_batch, export_debit_batch
     from servicing.services.settlement import settle_loans
 
     settings.NOTICES = {**settings.NOTICES, "SYNC_TASKS": False}  # PDFs are a worker's job, not timed here
     print(f"generating {n:,} loans maturing on {d}, the batch and its result file …")
-    with common.measure("generate"):
-        ctx = generate(n, d, maturing=100)
-    tmp = Path(tempfile.mkdtemp())
-    settings.MEDIA_ROOT = tmp / "media"
-    batch = create_debit_batch(d, ctx["channel"]).batch
-    export_debit_batch(batch, tmp / "batch.csv")
+    ctx, batch, tmp = exported_batch(n, d, maturing=100)
     path = tmp / "result.csv"
     rows = write_result_file(path, batch.pk, d, insufficient=0)
     with common.raw_cursor() as cur:
