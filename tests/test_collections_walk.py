@@ -157,6 +157,35 @@ def test_legal_needs_supervisor_approval(world):
     assert case.stage == 4
 
 
+def test_a_channel_incident_pauses_the_case_for_its_window(world):
+    from servicing.models import Channel
+    from servicing.services.debits.incidents import close_incident, open_incident
+
+    loan = book(world["product"])
+    run_days(date(2026, 5, 15), date(2026, 5, 20))
+    case = open_case(loan)
+    assert case.status == CaseStatus.OPEN and case.stage == 1
+    # ops find out that the bank's channel was down since the due date: the borrower is not at fault
+    incident = open_incident(channel=Channel.objects.get(code="std"), window_start=date(2026, 5, 15),
+                             title="bank outage", loans=[loan])
+    step(date(2026, 5, 21))
+    case.refresh_from_db()
+    assert case.status == CaseStatus.PAUSED and case.pause_reason == "incident"
+    messages = ContactAttempt.objects.filter(case=case, automatic=True).count()
+    for d in (date(2026, 5, 31), date(2026, 6, 20), date(2026, 7, 14)):  # DPD enough for stage 3 meanwhile
+        step(d)
+    case.refresh_from_db()
+    assert (case.status, case.stage) == (CaseStatus.PAUSED, 1)  # no escalation, no reminders in the window
+    assert ContactAttempt.objects.filter(case=case, automatic=True).count() == messages
+    assert CaseEvent.objects.filter(case=case, kind="paused").count() == 1
+
+    close_incident(incident, back_on=date(2026, 7, 14))  # the window ends that day
+    step(date(2026, 7, 15))
+    case.refresh_from_db()
+    assert case.status == CaseStatus.OPEN and case.pause_reason == ""
+    assert CaseEvent.objects.filter(case=case, kind="resumed").exists()
+
+
 def test_messages_in_quiet_hours_are_refused_and_logged(world, settings):
     settings.COLLECTIONS = {**settings.COLLECTIONS, "MESSAGE_TIME": "22:00"}
     loan = book(world["product"])

@@ -26,6 +26,10 @@ from servicing.sql import fetch_all as _rows
 from servicing.sql import planner_setting, refresh_stats
 
 OPEN = "('open', 'paused')"
+# the loan is affected by a channel incident whose window holds the date (servicing.services.debits.incidents)
+IN_INCIDENT_WINDOW = """SELECT 1 FROM servicing_incidentloan il JOIN servicing_incident inc ON inc.id = il.incident_id
+                         WHERE il.loan_id = {loan} AND inc.window_start <= {d}
+                           AND (inc.window_end IS NULL OR inc.window_end >= {d})"""
 BUCKET_SQL = """CASE WHEN {d} = 0 THEN 'M0' WHEN {d} <= 30 THEN 'M1' WHEN {d} <= 60 THEN 'M2'
                      WHEN {d} <= 90 THEN 'M3' ELSE 'M3+' END"""
 
@@ -274,7 +278,8 @@ def _update_figures(d: date, p: dict) -> int:
 
 
 def _pauses(d: date, p: dict) -> int:
-    """Paused while a complaint about the loan is open or a hardship request / arrangement is in force."""
+    """Paused while a complaint about the loan is open, a hardship request / arrangement is in force, or the loan
+    is inside the window of a channel incident (渠道事故: the institution's fault, no escalation for it)."""
     return _exec(f"""
         WITH want AS (
             SELECT c.id,
@@ -282,6 +287,7 @@ def _pauses(d: date, p: dict) -> int:
                                       WHERE k.loan_id = c.loan_id AND k.status = 'open') THEN 'complaint'
                         WHEN EXISTS (SELECT 1 FROM collections_app_hardshiparrangement h
                                       WHERE h.case_id = c.id AND h.status IN ('requested', 'active')) THEN 'hardship'
+                        WHEN EXISTS ({IN_INCIDENT_WINDOW.format(loan="c.loan_id", d="%(d)s")}) THEN 'incident'
                         ELSE '' END AS reason
               FROM collections_app_collectioncase c WHERE c.status IN {OPEN}
         ), upd AS (

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -22,6 +23,7 @@ from collections_app.models import (
 )
 from collections_app.rules import conf, message_time
 from servicing import roles
+from servicing.models import IncidentLoan
 from servicing.services import audit
 
 
@@ -101,12 +103,16 @@ def open_case_for(loan) -> CollectionCase | None:
     return CollectionCase.objects.filter(loan=loan, status__in=[CaseStatus.OPEN, CaseStatus.PAUSED]).first()
 
 
-def pause_reason_for(case: CollectionCase) -> str:
-    """Why a case is paused now: an open complaint, or a hardship request or plan in force."""
+def pause_reason_for(case: CollectionCase, on_date: date) -> str:
+    """Why a case is paused on `on_date`: an open complaint, a hardship request or plan in force, or the loan inside
+    a channel incident's window (the business day's `_pauses` says the same in SQL)."""
     if Complaint.objects.filter(loan_id=case.loan_id, status=Complaint.Status.OPEN).exists():
         return PauseReason.COMPLAINT
     if HardshipArrangement.objects.filter(case=case, status__in=["requested", "active"]).exists():
         return PauseReason.HARDSHIP
+    if IncidentLoan.objects.filter(Q(incident__window_end__isnull=True) | Q(incident__window_end__gte=on_date),
+                                   loan_id=case.loan_id, incident__window_start__lte=on_date).exists():
+        return PauseReason.INCIDENT
     return PauseReason.NONE
 
 
@@ -114,7 +120,7 @@ def refresh_pause(case: CollectionCase, *, on_date: date, actor=None) -> None:
     """Pause or resume a case after a complaint or hardship change (the business day does this in SQL too)."""
     if not case.is_open:
         return
-    reason = pause_reason_for(case)
+    reason = pause_reason_for(case, on_date)
     status = CaseStatus.PAUSED if reason else CaseStatus.OPEN
     if (status, reason) == (case.status, case.pause_reason):
         return
