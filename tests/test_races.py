@@ -179,3 +179,40 @@ def test_a_payment_while_the_batch_is_exported_leaves_the_debit_sent_to_the_bank
         debit = Debit.objects.get(reference=reference)
         assert (debit.status, debit.amount) == ("submitted", amount), reference
     assert_books_ok()
+
+
+def test_payments_racing_an_incident_waiver_pay_or_waive_each_penalty_once(reference):
+    """Ops approve an incident's bulk waiver while the borrowers pay at the counter: each instalment's penalty is
+    either paid or waived, never both (the waiver reads what is owed after taking the loans' locks)."""
+    from django.contrib.auth import get_user_model
+
+    from servicing.models import IncidentLoan
+    from servicing.services.debits.incidents import approve_waiver, open_incident, request_waiver
+    from tests.factories import channel
+
+    loans = [book("car", "12000", 12, START) for _ in range(4)]
+    run_business_day(date(2026, 3, 1))  # instalment 1 (due 02-10) overdue: penalty charged
+    penalties = [(inst(loan, 1).penalty_accrued, inst(loan, 1).compound_accrued) for loan in loans]
+    assert all(p > 0 for p, _ in penalties)
+    User = get_user_model()
+    ops, boss = User.objects.create(username="ops"), User.objects.create(username="boss")
+    incident = open_incident(channel=channel("std"), window_start=date(2026, 2, 10), title="outage found late",
+                             user=ops, loans=loans)
+    request_waiver(incident, user=ops)
+
+    jobs = [lambda: approve_waiver(incident, user=boss, on_date=date(2026, 3, 1))]
+    jobs += [_post(loan.pk, "1500.00", f"WV-{n}", date(2026, 3, 1)) for n, loan in enumerate(loans)]
+    results = race(*jobs)
+    assert not [r for r in results if isinstance(r, Exception)], results
+    waived_total = results[0]
+    waived = dict(IncidentLoan.objects.filter(incident=incident).values_list("loan_id", "waived_amount"))
+    for loan, (penalty, compound) in zip(loans, penalties, strict=True):
+        i1 = inst(loan, 1)
+        # 1,500 pays instalment 1 whole with its penalty and compound interest when it comes first; else the waiver
+        # took them and the payment the rest
+        assert i1.status == "paid" and (i1.penalty_accrued, i1.compound_accrued) == (penalty, compound)
+        assert (i1.penalty_paid + i1.penalty_waived, i1.compound_paid + i1.compound_waived) == (penalty, compound)
+        assert i1.penalty_waived + i1.compound_waived == waived[loan.pk]
+        assert JournalEntry.objects.filter(loan=loan, kind="waiver").count() == (1 if waived[loan.pk] else 0)
+    assert waived_total == sum(waived.values(), D("0"))
+    assert_books_ok()
