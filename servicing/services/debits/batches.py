@@ -44,6 +44,21 @@ OUTSTANDING_SQL = """(i.principal_due + i.interest_due + i.fee_due + i.penalty_a
     - i.principal_paid - i.interest_paid - i.fee_paid - i.penalty_paid - i.compound_paid
     - i.principal_waived - i.interest_waived - i.fee_waived - i.penalty_waived - i.compound_waived)"""
 
+
+def instalment_status_sql(*, paid_now: str, waived_now: str, as_of: str) -> str:
+    """The SET of an instalment's status and paid_on, in an UPDATE (alias i) that adds `paid_now` to what it paid and
+    `waived_now` to what was waived, as of the date `as_of`: payments.instalment_status in SQL (the right-hand side
+    reads the row as it was before the update)."""
+    owed_after = f"{OUTSTANDING_SQL} - ({paid_now}) - ({waived_now})"
+    return f"""status = CASE WHEN i.status = 'superseded' THEN i.status
+                            WHEN {owed_after} = 0 THEN 'paid'
+                            WHEN i.due_date < {as_of} THEN 'overdue'
+                            WHEN i.principal_paid + i.interest_paid + i.fee_paid + i.penalty_paid + i.compound_paid
+                                 + ({paid_now}) > 0 THEN 'partially_paid'
+                            ELSE 'pending' END,
+              paid_on = CASE WHEN i.status <> 'superseded' AND {owed_after} = 0 THEN COALESCE(i.paid_on, {as_of})
+                             ELSE i.paid_on END"""
+
 CHUNK_LOANS = 50_000  # loan ids per chunk (REPAYDESK_DEBIT_CHUNK)
 MAX_CHUNKS = 200  # performance.md: at most 200 tasks for a 1M-row job; wider chunks beyond that
 WORKERS = 2  # chunks built at the same time, each on its own connection (REPAYDESK_DEBIT_WORKERS)

@@ -26,7 +26,7 @@ from servicing.services import audit
 from servicing.services.ledger import post_staged
 from servicing.sql import define_trigger_settings, lock_loans, stage
 
-from .batches import OUTSTANDING_SQL
+from .batches import instalment_status_sql
 from .policy import INSTITUTION_SIDE
 
 
@@ -269,14 +269,7 @@ def approve_waiver(incident: Incident, *, user, on_date: date) -> Decimal:
         cur.execute(f"""
             UPDATE servicing_instalment i
                SET penalty_waived = i.penalty_waived + w.pen, compound_waived = i.compound_waived + w.cmp,
-                   status = CASE WHEN i.status = 'superseded' THEN i.status
-                                 WHEN {OUTSTANDING_SQL} - w.pen - w.cmp = 0 THEN 'paid'
-                                 WHEN i.due_date < %(d)s THEN 'overdue'
-                                 WHEN i.principal_paid + i.interest_paid + i.fee_paid + i.penalty_paid
-                                      + i.compound_paid > 0 THEN 'partially_paid'
-                                 ELSE 'pending' END,
-                   paid_on = CASE WHEN i.status <> 'superseded' AND {OUTSTANDING_SQL} - w.pen - w.cmp = 0
-                                  THEN COALESCE(i.paid_on, %(d)s) ELSE i.paid_on END
+                   {instalment_status_sql(paid_now="0", waived_now="w.pen + w.cmp", as_of="%(d)s")}
               FROM _incident_waiver w WHERE i.id = w.id""", p)
         stage(f"""SELECT loan_id, %(d)s::date AS value_date, 'waiver:incident:{incident.pk}:' || loan_id AS key,
                          SUM(pen) AS pen, SUM(cmp) AS cmp, SUM(pen + cmp) AS total

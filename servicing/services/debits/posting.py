@@ -30,6 +30,8 @@ from servicing.models.ledger import Account, EntryKind
 from servicing.models.loans import LoanStatus
 from servicing.services.ledger import Leg, post_entry
 
+from .batches import instalment_status_sql
+
 logger = logging.getLogger(__name__)
 
 def _due_sql() -> str:
@@ -110,12 +112,9 @@ SELECT w.debit_id, w.inst_id, w.value_date, w.amt,
 
 ALLOC_SQL = _waterfall_sql()
 
-OUT_SQL = ("(i.principal_due + i.interest_due + i.fee_due + i.penalty_accrued + i.compound_accrued"
-           " - i.principal_paid - i.interest_paid - i.fee_paid - i.penalty_paid - i.compound_paid"
-           " - i.principal_waived - i.interest_waived - i.fee_waived - i.penalty_waived - i.compound_waived)")
-
-# the allocation's component columns, as the statements below name them ({out}: what an instalment owes)
-_PARTS = {"{out}": OUT_SQL, "{parts}": ", ".join(COMPONENTS), "{a_parts}": ", ".join(f"a.{c}" for c in COMPONENTS),
+# the allocation's component columns, as the statements below name them ({status}: an instalment's status and
+# paid_on once the allocation is added)
+_PARTS = {"{status}": instalment_status_sql(paid_now="x.amt", waived_now="0", as_of="x.value_date"), "{parts}": ", ".join(COMPONENTS), "{a_parts}": ", ".join(f"a.{c}" for c in COMPONENTS),
           "{parts_sum}": ", ".join(f"SUM({c}) AS {c}" for c in COMPONENTS),
           "{a_parts_or_zero}": ", ".join(f"COALESCE(a.{c}, 0) AS {c}" for c in COMPONENTS),
           "{s_parts_values}": ", ".join(f"('{c}', s.{c})" for c in COMPONENTS)}
@@ -174,12 +173,7 @@ POST_SQL = [_with_parts(sql) for sql in [
           SET principal_paid = i.principal_paid + x.principal, interest_paid = i.interest_paid + x.interest,
               fee_paid = i.fee_paid + x.fee, penalty_paid = i.penalty_paid + x.penalty,
               compound_paid = i.compound_paid + x.compound,
-              status = CASE WHEN {out} - x.amt = 0 THEN 'paid'
-                            WHEN i.due_date < x.value_date THEN 'overdue'
-                            WHEN i.principal_paid + i.interest_paid + i.fee_paid + i.penalty_paid
-                                 + i.compound_paid + x.amt > 0 THEN 'partially_paid'
-                            ELSE 'pending' END,
-              paid_on = CASE WHEN {out} - x.amt = 0 THEN x.value_date ELSE i.paid_on END
+              {status}
          FROM _alloc x
         WHERE i.id = x.inst_id AND i.id = ANY(ARRAY(SELECT inst_id FROM _alloc))""",
     """WITH s AS (SELECT loan_id, MAX(value_date) AS vd, SUM(amount - applied) AS credit
