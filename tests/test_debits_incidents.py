@@ -167,6 +167,9 @@ def test_every_affected_borrower_gets_one_apology_and_the_waiver_is_set_based(re
     assert {lo.dpd for lo in Loan.objects.filter(pk__in=[x.pk for x in loans])} == {6}
     User = get_user_model()
     ops, boss = User.objects.create(username="ops"), User.objects.create(username="boss")
+    english = loans[0].borrower
+    english.language = "en"
+    english.save(update_fields=["language"])
     incident = open_incident(channel=channel, window_start=FIRST_DUE, title="outage found late", user=ops)
 
     failed = {d.loan_id: d.pk for d in Debit.objects.filter(loan__in=loans, status="failed")}
@@ -176,6 +179,9 @@ def test_every_affected_borrower_gets_one_apology_and_the_waiver_is_set_based(re
     assert sorted(apologies.filter(channel="sms").values_list("loan_id", flat=True)) == sorted(x.pk for x in loans)
     for notice in apologies.filter(channel="sms"):
         assert f"/pay/{notice.loan.contract_no}/" in notice.context["pay_url"]
+        # in the borrower's language, like the template around it
+        assert notice.context["incident_summary"].startswith("since" if notice.loan_id == loans[0].pk else
+                                                             f"{FIRST_DUE.isoformat()} 起")
     count = apologies.count()
     add_affected(incident, loans=loans)  # attaching the same loans again tells nobody twice
     assert apologies.count() == count

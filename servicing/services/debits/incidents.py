@@ -117,6 +117,8 @@ def _apologise(incident: Incident, loan_ids: list[int] | None = None) -> None:
     IncidentLoan row: its dedupe key is per incident *and* loan (about the incident itself, every borrower after
     the first shared the first one's key and was never told), so telling again tells nobody twice. In blocks,
     each through notify_many (one COPY into the outbox for a block of an outage's thousands)."""
+    from notices.services.events import _lang
+
     from .bulk_notices import notify_many
     from .failures import pay_url
 
@@ -124,16 +126,20 @@ def _apologise(incident: Incident, loan_ids: list[int] | None = None) -> None:
     if loan_ids is not None:
         affected = affected.filter(loan_id__in=loan_ids)
     ids = list(affected.order_by("id").values_list("id", flat=True))
-    summary = (f"{incident.window_start.isoformat()} 起{incident.channel.name}系统故障，"
-               f"代扣未能正常执行，期间不计罚息、不影响征信")
+    since, bank = incident.window_start.isoformat(), incident.channel.name
     for i in range(0, len(ids), APOLOGY_BLOCK):
         items = []
         for il in (IncidentLoan.objects.filter(pk__in=ids[i:i + APOLOGY_BLOCK])
                    .select_related("loan__borrower", "loan__product").order_by("id")):
             url = pay_url(il.loan)
+            # in the borrower's language, as the template around it (notices.defaults)
             items.append((il.loan, il, incident.window_start, {
-                "incident_summary": summary,
-                "what_to_do": f"无需操作，渠道恢复后我们将重新扣款；您也可以通过 {url} 主动还款",
+                "incident_summary": f"since {since} the {bank} system was down and your automatic debit could not "
+                                    f"be made; no penalty is charged and your credit record is not affected"
+                if _lang(il.loan) == "en" else
+                f"{since} 起{bank}系统故障，代扣未能正常执行，期间不计罚息、不影响征信",
+                "what_to_do": f"Nothing to do: we will debit again when the channel is back, or pay yourself at {url}"
+                if _lang(il.loan) == "en" else f"无需操作，渠道恢复后我们将重新扣款；您也可以通过 {url} 主动还款",
                 "pay_url": url,
             }))
         notify_many("incident_apology", items)
