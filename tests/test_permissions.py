@@ -53,6 +53,7 @@ PAGES = [
     ("get", "/admin/servicing/journalentry/", OPS_PAGES),
     ("get", "/admin/servicing/auditlog/", OPS_PAGES),
     ("get", "/admin/servicing/loanproduct/", OPS_PAGES),
+    ("get", "/admin/servicing/incident/add/", {OP, S, AD}),  # open a channel incident by hand
 ]
 
 
@@ -89,6 +90,38 @@ def test_permission_matrix(role_users, loan, role):
         if not ok:
             wrong.append((method, path, "allowed" if role in allowed else "refused", code))
     assert not wrong, wrong
+
+
+def test_incident_bulk_waiver_is_requested_by_a_maker_and_approved_by_a_checker(role_users, loan):
+    """Operations open the incident and request the waiver; only a role that approves (复核) is offered the
+    approval, and the service still refuses the maker approving their own request."""
+    from servicing.models import Channel, Incident
+
+    def client_as(role):
+        c = Client()
+        c.force_login(role_users[role])
+        return c
+
+    def actions(client):
+        return client.get("/admin/servicing/incident/").context["action_form"].fields["action"].choices
+
+    ops, supervisor = client_as(OP), client_as(S)
+    r = ops.post("/admin/servicing/incident/add/", {"channel": Channel.objects.get(code="std").pk,
+                                                   "window_start": "2026-02-01", "title": "银行系统维护",
+                                                   "affected-TOTAL_FORMS": "0", "affected-INITIAL_FORMS": "0"})
+    assert r.status_code == 302
+    incident = Incident.objects.get(title="银行系统维护")
+    assert incident.opened_by == role_users[OP]
+    assert "approve_waiver" not in dict(actions(ops)) and "request_waiver" in dict(actions(ops))
+    assert "approve_waiver" in dict(actions(supervisor))
+    assert "request_waiver" not in dict(actions(client_as(A)))  # the auditor reads only
+    ops.post("/admin/servicing/incident/", {"action": "request_waiver", "_selected_action": [incident.pk]})
+    ops.post("/admin/servicing/incident/", {"action": "approve_waiver", "_selected_action": [incident.pk]})
+    incident.refresh_from_db()
+    assert incident.waiver_requested_by == role_users[OP] and incident.waiver_approved_at is None
+    supervisor.post("/admin/servicing/incident/", {"action": "approve_waiver", "_selected_action": [incident.pk]})
+    incident.refresh_from_db()
+    assert incident.waiver_approved_by == role_users[S]
 
 
 @pytest.mark.parametrize("path", ["/api/v1/loans/", "/api/v1/payments/", "/api/v1/approvals/"])
